@@ -1,0 +1,43 @@
+import type { BatonEvent } from '../../shared/api/v1.js';
+import { BatonError } from '../../shared/errors.js';
+import type { Change, GroupState, NodeRecord } from '../state/model.js';
+
+/** Another writer changed the group since it was loaded; reload and decide again. */
+export class StoreConflictError extends BatonError {
+  constructor(group: string, expectedVersion: number) {
+    super('STORE_CONFLICT', `group ${group} changed since version ${expectedVersion}`);
+  }
+}
+
+export interface EventQuery {
+  /** Only events with seq greater than this. */
+  afterSeq?: number;
+  group?: string;
+  /** Most recent first when `newestFirst`, else oldest first; at most this many. */
+  limit: number;
+  newestFirst?: boolean;
+}
+
+/**
+ * Durable state of the coordinator. SQLite is the default backend; every backend passes
+ * the contract suite in store.contract.ts.
+ */
+export interface Store {
+  /** Names of every group the store knows. */
+  listGroups(): Promise<string[]>;
+  /** The group's state, or undefined if the group has never been written. */
+  loadGroup(group: string): Promise<GroupState | undefined>;
+  /**
+   * Commits the durable changes of one decision atomically and durably (they survive power
+   * loss once this resolves). `expectedVersion` is the group's version the decision was
+   * made on; the batch must contain the group's put-group with version + 1, or none if
+   * the group is new (expectedVersion 0). Throws StoreConflictError on a mismatch.
+   * `heartbeat` changes in the batch are written too, without extra durability.
+   * Returns the appended events with their sequence numbers.
+   */
+  commit(group: string, expectedVersion: number, changes: Change[]): Promise<BatonEvent[]>;
+  /** Soft state: the latest heartbeat of these nodes; may be lost in a crash. Ignores forgotten nodes. */
+  saveHeartbeats(nodes: NodeRecord[]): Promise<void>;
+  readEvents(query: EventQuery): Promise<BatonEvent[]>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,322 @@
+import { z } from 'zod';
+
+/**
+ * Every message of the coordinator's HTTP API v1. Both sides validate with these schemas:
+ * the coordinator every request body, the agent and CLI every response.
+ */
+
+// No control characters: ids end up in logs, URLs and HTML (where they are escaped).
+// eslint-disable-next-line no-control-regex -- rejecting control characters is the point
+const printable = /^[^\u0000-\u001f\u007f]+$/;
+
+export const nodeIdSchema = z.string().min(1).max(253).regex(printable, 'must not contain control characters');
+export const groupNameSchema = z.string().min(1).max(128).regex(printable, 'must not contain control characters');
+export const digestSchema = z
+  .string()
+  .regex(/^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$/, 'must be a content digest like sha256:<64 hex digits>');
+export const imageReferenceSchema = z.string().min(1).max(512).regex(printable, 'must not contain control characters');
+export const leaseIdSchema = z.string().min(1).max(64);
+export const fencingTokenSchema = z.number().int().positive();
+
+export type NodeId = z.infer<typeof nodeIdSchema>;
+export type Digest = z.infer<typeof digestSchema>;
+
+/** Health of a node's service as its agent sees it; only `healthy` counts as in service. */
+export const nodeHealthSchema = z.enum(['healthy', 'unhealthy', 'starting', 'draining', 'stopped', 'unknown']);
+export type NodeHealth = z.infer<typeof nodeHealthSchema>;
+
+/** The agent's update steps, named as in DESIGN.md; `idle` when no update is in flight. */
+export const updateStepSchema = z.enum([
+  'idle',
+  'poll',
+  'compare',
+  'pull',
+  'lease',
+  'drain',
+  'stop',
+  'start',
+  'health',
+  'success',
+  'rollback',
+  'reconcile',
+]);
+export type UpdateStep = z.infer<typeof updateStepSchema>;
+
+export const refusalReasonSchema = z.enum(['busy', 'unhealthy-peer', 'halted', 'paused', 'aborted', 'superseded']);
+export type RefusalReason = z.infer<typeof refusalReasonSchema>;
+
+export const rolloutStateSchema = z.enum(['in-progress', 'completed', 'halted', 'paused', 'aborted', 'superseded']);
+export type RolloutState = z.infer<typeof rolloutStateSchema>;
+
+export const releaseOutcomeSchema = z.enum([
+  'updated', // the node now serves the target digest and is healthy
+  'failed', // the target digest failed its health checks; the node rolled back; the rollout halts
+  'abandoned', // the node gave the lease back before changing anything (shutdown, pull error, lost interest)
+]);
+export type ReleaseOutcome = z.infer<typeof releaseOutcomeSchema>;
+
+// ---- POST /v1/nodes/{nodeId}/heartbeat
+
+export const heartbeatRequestSchema = z.strictObject({
+  group: groupNameSchema,
+  host: z.string().min(1).max(253),
+  image: imageReferenceSchema,
+  currentDigest: digestSchema.nullable(),
+  health: nodeHealthSchema,
+  step: updateStepSchema.default('idle'),
+  agentVersion: z.string().min(1).max(64),
+});
+export type HeartbeatRequest = z.input<typeof heartbeatRequestSchema>;
+
+export const heartbeatResponseSchema = z.object({
+  /** Poll the registry now instead of waiting for the schedule (a push notification arrived). */
+  pollNow: z.boolean(),
+  /** The group is paused: start no update. */
+  paused: z.boolean(),
+  heartbeatIntervalMs: z.number().int().positive(),
+  targetDigest: digestSchema.nullable(),
+  rolloutState: rolloutStateSchema.nullable(),
+});
+export type HeartbeatResponse = z.infer<typeof heartbeatResponseSchema>;
+
+// ---- POST /v1/leases
+
+export const leaseRequestSchema = z.strictObject({
+  nodeId: nodeIdSchema,
+  group: groupNameSchema,
+  targetDigest: digestSchema,
+  image: imageReferenceSchema.optional(),
+});
+export type LeaseRequest = z.infer<typeof leaseRequestSchema>;
+
+export const leaseGrantSchema = z.object({
+  granted: z.literal(true),
+  leaseId: leaseIdSchema,
+  fencingToken: fencingTokenSchema,
+  group: groupNameSchema,
+  nodeId: nodeIdSchema,
+  targetDigest: digestSchema,
+  rolloutId: z.string(),
+  ttlMs: z.number().int().positive(),
+  expiresAtMs: z.number().int(),
+});
+export type LeaseGrant = z.infer<typeof leaseGrantSchema>;
+
+export const leaseRefusalSchema = z.object({
+  granted: z.literal(false),
+  reason: refusalReasonSchema,
+  retryAfterMs: z.number().int().nonnegative(),
+  message: z.string(),
+});
+export type LeaseRefusal = z.infer<typeof leaseRefusalSchema>;
+
+/** 200 with a grant, or 409 with a refusal. */
+export const leaseDecisionSchema = z.discriminatedUnion('granted', [leaseGrantSchema, leaseRefusalSchema]);
+export type LeaseDecision = z.infer<typeof leaseDecisionSchema>;
+
+// ---- POST /v1/leases/{leaseId}/renew
+
+export const renewRequestSchema = z.strictObject({ fencingToken: fencingTokenSchema });
+export type RenewRequest = z.infer<typeof renewRequestSchema>;
+
+export const renewResponseSchema = z.object({
+  leaseId: leaseIdSchema,
+  fencingToken: fencingTokenSchema,
+  ttlMs: z.number().int().positive(),
+  expiresAtMs: z.number().int(),
+});
+export type RenewResponse = z.infer<typeof renewResponseSchema>;
+
+// ---- POST /v1/leases/{leaseId}/release
+
+export const releaseRequestSchema = z.strictObject({
+  fencingToken: fencingTokenSchema,
+  outcome: releaseOutcomeSchema,
+  message: z.string().max(2_000).optional(),
+});
+export type ReleaseRequest = z.infer<typeof releaseRequestSchema>;
+
+export const releaseResponseSchema = z.object({
+  leaseId: leaseIdSchema,
+  outcome: releaseOutcomeSchema,
+  rolloutState: rolloutStateSchema,
+});
+export type ReleaseResponse = z.infer<typeof releaseResponseSchema>;
+
+// ---- POST /v1/groups/{group}/pause|resume|abort
+
+export const groupActionRequestSchema = z.strictObject({ reason: z.string().max(2_000).optional() });
+export type GroupActionRequest = z.infer<typeof groupActionRequestSchema>;
+
+export const groupActionResponseSchema = z.object({
+  group: groupNameSchema,
+  paused: z.boolean(),
+  rolloutState: rolloutStateSchema.nullable(),
+});
+export type GroupActionResponse = z.infer<typeof groupActionResponseSchema>;
+
+// ---- POST /v1/registry/events (the distribution registry's notification envelope)
+
+export const registryEventSchema = z.looseObject({
+  id: z.string().optional(),
+  timestamp: z.string().optional(),
+  action: z.string(),
+  target: z
+    .looseObject({
+      mediaType: z.string().optional(),
+      digest: z.string().optional(),
+      repository: z.string().min(1),
+      url: z.string().optional(),
+      tag: z.string().optional(),
+    })
+    .optional(),
+  request: z.looseObject({ host: z.string().optional() }).optional(),
+});
+export const registryEnvelopeSchema = z.looseObject({ events: z.array(registryEventSchema).max(10_000) });
+export type RegistryEnvelope = z.infer<typeof registryEnvelopeSchema>;
+
+export const registryEventsResponseSchema = z.object({
+  accepted: z.number().int().nonnegative(),
+  groupsToPoll: z.array(groupNameSchema),
+});
+
+// ---- Event log
+
+export const eventTypeSchema = z.enum([
+  'node-joined',
+  'node-forgotten',
+  'rollout-opened',
+  'rollout-superseded',
+  'rollout-completed',
+  'grant',
+  'refusal',
+  'renew',
+  'release',
+  'expiry',
+  'halt',
+  'pause',
+  'resume',
+  'abort',
+  'registry-push',
+]);
+export type EventType = z.infer<typeof eventTypeSchema>;
+
+export const eventSchema = z.object({
+  seq: z.number().int().positive(),
+  atMs: z.number().int(),
+  type: eventTypeSchema,
+  group: z.string(),
+  nodeId: z.string().nullable(),
+  digest: z.string().nullable(),
+  leaseId: z.string().nullable(),
+  fencingToken: z.number().int().nullable(),
+  reason: z.string().nullable(),
+  outcome: z.string().nullable(),
+  message: z.string().nullable(),
+});
+export type BatonEvent = z.infer<typeof eventSchema>;
+
+// ---- GET /v1/status
+
+export const maxUnavailableSchema = z.union([
+  z.number().int().positive(),
+  z.string().regex(/^(100|[1-9]?[0-9])%$/, 'must be a whole number of nodes or a percentage like "25%"'),
+]);
+export type MaxUnavailable = z.infer<typeof maxUnavailableSchema>;
+
+export const statusNodeSchema = z.object({
+  nodeId: z.string(),
+  group: z.string(),
+  host: z.string(),
+  image: z.string(),
+  currentDigest: z.string().nullable(),
+  health: nodeHealthSchema,
+  step: updateStepSchema,
+  agentVersion: z.string(),
+  lastHeartbeatMs: z.number().int(),
+  silent: z.boolean(),
+});
+
+export const statusLeaseSchema = z.object({
+  leaseId: z.string(),
+  group: z.string(),
+  nodeId: z.string(),
+  targetDigest: z.string(),
+  fencingToken: z.number().int(),
+  grantedAtMs: z.number().int(),
+  expiresAtMs: z.number().int(),
+  timeLeftMs: z.number().int(),
+});
+
+export const statusRolloutSchema = z.object({
+  rolloutId: z.string(),
+  group: z.string(),
+  targetDigest: z.string(),
+  image: z.string().nullable(),
+  state: rolloutStateSchema,
+  openedAtMs: z.number().int(),
+  endedAtMs: z.number().int().nullable(),
+  haltedByNodeId: z.string().nullable(),
+  haltReason: z.string().nullable(),
+  progress: z.object({
+    totalNodes: z.number().int(),
+    onTarget: z.number().int(),
+    updating: z.number().int(),
+  }),
+});
+
+export const statusGroupSchema = z.object({
+  name: z.string(),
+  paused: z.boolean(),
+  policy: z.object({
+    maxUnavailable: maxUnavailableSchema,
+    effectiveMaxUnavailable: z.number().int(),
+    leaseTtlMs: z.number().int(),
+    heartbeatMissLimitMs: z.number().int(),
+  }),
+  rollout: statusRolloutSchema.nullable(),
+  nodes: z.array(statusNodeSchema),
+  leases: z.array(statusLeaseSchema),
+});
+
+export const statusResponseSchema = z.object({
+  serverTimeMs: z.number().int(),
+  groups: z.array(statusGroupSchema),
+  events: z.array(eventSchema),
+});
+export type StatusResponse = z.infer<typeof statusResponseSchema>;
+
+// ---- Errors (4xx/5xx bodies)
+
+export const errorCodeSchema = z.enum([
+  'bad-request',
+  'unauthorized',
+  'forbidden',
+  'not-found',
+  'stale-token',
+  'conflict',
+  'lease-ended',
+  'payload-too-large',
+  'unsupported-media-type',
+  'internal',
+]);
+export const errorResponseSchema = z.object({
+  error: errorCodeSchema,
+  message: z.string(),
+  /** Dotted path of the offending field for validation errors. */
+  field: z.string().optional(),
+});
+export type ErrorResponse = z.infer<typeof errorResponseSchema>;
+
+export const apiPaths = {
+  heartbeat: (nodeId: string) => `/v1/nodes/${encodeURIComponent(nodeId)}/heartbeat`,
+  node: (nodeId: string) => `/v1/nodes/${encodeURIComponent(nodeId)}`,
+  leases: '/v1/leases',
+  renew: (leaseId: string) => `/v1/leases/${encodeURIComponent(leaseId)}/renew`,
+  release: (leaseId: string) => `/v1/leases/${encodeURIComponent(leaseId)}/release`,
+  status: '/v1/status',
+  groupAction: (group: string, action: 'pause' | 'resume' | 'abort') =>
+    `/v1/groups/${encodeURIComponent(group)}/${action}`,
+  registryEvents: '/v1/registry/events',
+  healthz: '/healthz',
+} as const;

@@ -1,0 +1,83 @@
+/** Time enters Baton only through this interface, so rules and state machines can be driven exactly in tests. */
+export interface Clock {
+  /** Milliseconds since the Unix epoch. */
+  nowMs(): number;
+  /** Resolves after `durationMs`, or rejects with the signal's reason when it is aborted. */
+  sleep(durationMs: number, signal?: AbortSignal): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  nowMs: () => Date.now(),
+  sleep: (durationMs, signal) =>
+    new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        reject(signal?.reason);
+      };
+      const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, Math.max(0, durationMs));
+      signal?.addEventListener('abort', onAbort, { once: true });
+    }),
+};
+
+interface Sleeper {
+  wakeAtMs: number;
+  resolve: () => void;
+}
+
+/** A clock that moves only when told to; sleepers wake in order as time passes them. */
+export class ManualClock implements Clock {
+  private currentMs: number;
+  private sleepers: Sleeper[] = [];
+
+  constructor(startMs = 1_700_000_000_000) {
+    this.currentMs = startMs;
+  }
+
+  nowMs(): number {
+    return this.currentMs;
+  }
+
+  sleep(durationMs: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<void>((resolve, reject) => {
+      const sleeper: Sleeper = { wakeAtMs: this.currentMs + Math.max(0, durationMs), resolve };
+      this.sleepers.push(sleeper);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          this.sleepers = this.sleepers.filter((s) => s !== sleeper);
+          reject(signal.reason);
+        },
+        { once: true },
+      );
+    });
+  }
+
+  /** Moves time forward, waking every sleeper whose time has come, earliest first. */
+  async advance(durationMs: number): Promise<void> {
+    const targetMs = this.currentMs + durationMs;
+    for (;;) {
+      const due = this.sleepers
+        .filter((s) => s.wakeAtMs <= targetMs)
+        .sort((a, b) => a.wakeAtMs - b.wakeAtMs)[0];
+      if (!due) break;
+      this.sleepers = this.sleepers.filter((s) => s !== due);
+      this.currentMs = Math.max(this.currentMs, due.wakeAtMs);
+      due.resolve();
+      // Let the woken task run before the next sleeper is considered.
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    this.currentMs = targetMs;
+  }
+
+  pendingSleepers(): number {
+    return this.sleepers.length;
+  }
+}

@@ -1,0 +1,67 @@
+import { z } from 'zod';
+import { groupNameSchema, maxUnavailableSchema } from '../api/v1.js';
+import { parseEnvBoolean, parseEnvList, parseEnvNumber, type EnvironmentOverride } from './load.js';
+
+const hostPortSchema = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/, 'must be host:port, e.g. 127.0.0.1:7070')
+  .refine((text) => {
+    const port = Number(text.slice(text.lastIndexOf(':') + 1));
+    return port >= 0 && port <= 65_535;
+  }, 'port must be between 0 and 65535');
+
+const tokenSchema = z.string().min(16, 'tokens must be at least 16 characters long');
+
+export const groupPolicySchema = z.strictObject({
+  maxUnavailable: maxUnavailableSchema.optional(),
+  leaseTtlMs: z.number().int().min(1_000).max(3_600_000).optional(),
+  heartbeatMissLimitMs: z.number().int().min(1_000).max(3_600_000).optional(),
+});
+
+export const coordinatorConfigSchema = z.strictObject({
+  listen: hostPortSchema.default('127.0.0.1:7070'),
+  dataFile: z.string().min(1).default('./baton.db'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** How often agents are told to heartbeat. */
+  heartbeatIntervalMs: z.number().int().min(500).max(600_000).default(5_000),
+  /** A node whose last heartbeat is older than this is silent, and blocks grants in its group. */
+  heartbeatMissLimitMs: z.number().int().min(1_000).max(3_600_000).default(15_000),
+  leaseTtlMs: z.number().int().min(1_000).max(3_600_000).default(30_000),
+  maxUnavailable: maxUnavailableSchema.default(1),
+  groups: z.record(groupNameSchema, groupPolicySchema).default({}),
+  /** Largest request body accepted, in bytes; larger ones get 413. */
+  bodyLimitBytes: z.number().int().min(1_024).max(16 * 1_024 * 1_024).default(256 * 1_024),
+  auth: z
+    .strictObject({
+      /** Tokens agents may present; any one of them is accepted. */
+      agentTokens: z.array(tokenSchema).default([]),
+      /** One shared token every agent may present (simpler than a list for small fleets). */
+      joinToken: tokenSchema.optional(),
+      /** Needed for pause, resume, abort and forget. Also accepted wherever an agent token is. */
+      adminToken: tokenSchema.optional(),
+      /** Serve GET /v1/status and the status page without a token. */
+      publicStatus: z.boolean().default(false),
+    })
+    .default({ agentTokens: [], publicStatus: false }),
+});
+
+export type CoordinatorConfig = z.output<typeof coordinatorConfigSchema>;
+export type GroupPolicyOverrides = z.output<typeof groupPolicySchema>;
+
+export const coordinatorEnvironmentOverrides: EnvironmentOverride[] = [
+  { variable: 'BATON_LISTEN', path: ['listen'] },
+  { variable: 'BATON_DATA', path: ['dataFile'] },
+  { variable: 'BATON_LOG_LEVEL', path: ['logLevel'] },
+  { variable: 'BATON_HEARTBEAT_INTERVAL_MS', path: ['heartbeatIntervalMs'], parse: parseEnvNumber },
+  { variable: 'BATON_HEARTBEAT_MISS_LIMIT_MS', path: ['heartbeatMissLimitMs'], parse: parseEnvNumber },
+  { variable: 'BATON_LEASE_TTL_MS', path: ['leaseTtlMs'], parse: parseEnvNumber },
+  {
+    variable: 'BATON_MAX_UNAVAILABLE',
+    path: ['maxUnavailable'],
+    parse: (text) => (text.trim().endsWith('%') ? text.trim() : parseEnvNumber(text)),
+  },
+  { variable: 'BATON_AGENT_TOKENS', path: ['auth', 'agentTokens'], parse: parseEnvList },
+  { variable: 'BATON_JOIN_TOKEN', path: ['auth', 'joinToken'] },
+  { variable: 'BATON_ADMIN_TOKEN', path: ['auth', 'adminToken'] },
+  { variable: 'BATON_PUBLIC_STATUS', path: ['auth', 'publicStatus'], parse: parseEnvBoolean },
+];
