@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { systemClock } from '../shared/clock.js';
+import { loadConfig } from '../shared/config/load.js';
+import {
+  coordinatorConfigSchema,
+  coordinatorEnvironmentOverrides,
+  type CoordinatorConfig,
+} from '../shared/config/coordinator.js';
+import { ConfigError, ExitCode } from '../shared/errors.js';
+import { createLogger, type Logger } from '../shared/logger.js';
+import { authIsConfigured, isLoopbackHost } from './http/auth.js';
+import { createHttpServer } from './http/server.js';
+import { CoordinatorService } from './service/service.js';
+import { openSqliteStore } from './store/sqlite.js';
+
+const usage = `usage: baton coordinator [--config FILE]
+
+Runs the coordinator: leases, rollouts, status page and HTTP API.
+Settings come from FILE (YAML or JSON) and BATON_* environment variables.`;
+
+export function splitHostPort(listen: string): { host: string; port: number } {
+  const colon = listen.lastIndexOf(':');
+  return { host: listen.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(listen.slice(colon + 1)) };
+}
+
+/** Refuses an open coordinator anywhere but loopback: without tokens, anyone who reaches it could take leases. */
+function checkExposure(config: CoordinatorConfig, logger: Logger): void {
+  if (authIsConfigured(config.auth)) return;
+  const { host } = splitHostPort(config.listen);
+  if (!isLoopbackHost(host)) {
+    throw new ConfigError('configuration', [
+      {
+        path: 'auth',
+        message: `no tokens are configured, so the coordinator only listens on a loopback address (listen is ${config.listen}); set auth.agentTokens or auth.joinToken and auth.adminToken`,
+      },
+    ]);
+  }
+  logger.warn({ listen: config.listen }, 'no tokens configured: serving without authentication on loopback only');
+}
+
+export async function runCoordinator(argv: string[], environment: NodeJS.ProcessEnv): Promise<number> {
+  let configPath: string | undefined;
+  try {
+    const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+    if (values.help) {
+      process.stdout.write(`${usage}\n`);
+      return ExitCode.ok;
+    }
+    configPath = values.config;
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n${usage}\n`);
+    return ExitCode.usage;
+  }
+
+  let config: CoordinatorConfig;
+  const bootLogger = createLogger({ name: 'coordinator' });
+  try {
+    config = loadConfig(coordinatorConfigSchema, {
+      ...(configPath !== undefined ? { path: configPath } : {}),
+      environment,
+      overrides: coordinatorEnvironmentOverrides,
+    });
+    checkExposure(config, bootLogger);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`baton coordinator: ${error.message}\n`);
+      return ExitCode.config;
+    }
+    throw error;
+  }
+
+  const logger = createLogger({ name: 'coordinator', level: config.logLevel });
+  const dataFile = resolve(config.dataFile);
+  mkdirSync(dirname(dataFile), { recursive: true });
+  const store = openSqliteStore(dataFile, { logger });
+  const service = new CoordinatorService({ config, store, clock: systemClock, logger, newId: randomUUID });
+  await service.start();
+  const app = createHttpServer({ service, auth: config.auth, logger, bodyLimitBytes: config.bodyLimitBytes });
+  const { host, port } = splitHostPort(config.listen);
+  await app.listen({ host, port });
+  const address = app.server.address();
+  const boundPort = typeof address === 'object' && address !== null ? address.port : port;
+  logger.info({ listen: `${host}:${boundPort}`, dataFile }, 'coordinator listening');
+
+  return new Promise<number>((resolveExit) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'coordinator stopping');
+      void (async () => {
+        await app.close();
+        await service.stop();
+        await store.close();
+        resolveExit(ExitCode.ok);
+      })();
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}
