@@ -14,11 +14,12 @@ export default tseslint.config(
         'error',
         { object: 'Date', property: 'now', message: 'Use the injected Clock (shared/clock.ts).' },
         { object: 'Math', property: 'random', message: 'Use the injected RandomSource (shared/random.ts).' },
+        { object: 'process', property: 'env', message: 'Read the environment only in main and config code.' },
       ],
     },
   },
   {
-    files: ['shared/clock.ts', 'shared/random.ts', '**/main.ts', 'cli/**', 'test/**', 'bench/**', '**/*.test.ts'],
+    files: ['shared/clock.ts', 'shared/random.ts', 'shared/config/**', '**/main.ts', 'cli/**', 'test/**', 'bench/**', '**/*.test.ts'],
     rules: { 'no-restricted-properties': 'off' },
   },
 );
