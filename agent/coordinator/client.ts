@@ -1,0 +1,330 @@
+import { request, type Dispatcher } from 'undici';
+import type { z } from 'zod';
+import {
+  apiPaths,
+  errorResponseSchema,
+  heartbeatResponseSchema,
+  leaseDecisionSchema,
+  releaseResponseSchema,
+  renewResponseSchema,
+  type ErrorResponse,
+  type HeartbeatRequest,
+  type HeartbeatResponse,
+  type LeaseDecision,
+  type LeaseRequest,
+  type ReleaseRequest,
+  type ReleaseResponse,
+  type RenewResponse,
+} from '../../shared/api/v1.js';
+import { BatonError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import type { CoordinatorClient } from '../ports.js';
+
+/**
+ * The agent's side of the coordinator API v1 (shared/api/v1.ts), over undici.
+ *
+ * - Every attempt has a timeout (`timeoutMs`, covering the answer's headers and body).
+ * - With several URLs, a coordinator that is unavailable (network error, timeout, 5xx) is
+ *   skipped for the next one, in order; the last one that answered is tried first next time.
+ *   Any answer below 500 counts as "answered": a 4xx is the coordinator's word, not an outage.
+ * - Every response body is validated with its zod schema.
+ * - The caller's AbortSignal cancels the call; its reason is thrown as is, and no other URL is tried.
+ */
+
+export interface CoordinatorClientOptions {
+  /** Base URLs, e.g. `http://127.0.0.1:7070`; tried in order on unavailability. */
+  urls: string[];
+  /** Sent as `Authorization: Bearer <token>`; never logged. */
+  token?: string;
+  /** Per attempt (one URL), for the whole exchange. */
+  timeoutMs: number;
+  logger: Logger;
+  /** undici dispatcher (an Agent with custom options, a MockAgent in tests); undici's global one by default. */
+  dispatcher?: Dispatcher;
+}
+
+/** No coordinator answered: network errors, timeouts or 5xx answers from every URL. Worth retrying later. */
+export class CoordinatorUnavailableError extends BatonError {
+  constructor(
+    readonly operation: string,
+    /** One entry per URL tried: its origin and what went wrong. */
+    readonly attempts: { url: string; status: number | undefined; reason: string }[],
+    options?: { cause?: unknown },
+  ) {
+    super(
+      'COORDINATOR_UNAVAILABLE',
+      `coordinator unavailable for ${operation}: ` + attempts.map((a) => `${a.url}: ${a.reason}`).join('; '),
+      options,
+    );
+  }
+}
+
+/** The coordinator answered with a 4xx the operation has no other meaning for. */
+export class CoordinatorRejectedError extends BatonError {
+  constructor(
+    readonly operation: string,
+    readonly status: number,
+    /** The error body when it matches errorResponseSchema. */
+    readonly body: ErrorResponse | undefined,
+    rawBody?: string,
+  ) {
+    super(
+      'COORDINATOR_REJECTED',
+      `coordinator rejected ${operation} with ${status}` +
+        (body
+          ? `: ${body.error}: ${body.message}${body.field ? ` (field ${body.field})` : ''}`
+          : rawBody
+            ? `: ${truncate(rawBody, 200)}`
+            : ''),
+    );
+  }
+}
+
+/** The coordinator answered with a body that does not match the API: `field` names the first offending field. */
+export class CoordinatorProtocolError extends BatonError {
+  constructor(
+    readonly operation: string,
+    readonly status: number,
+    /** Dotted path of the field (`(root)` for the whole body, `(body)` when it is not JSON). */
+    readonly field: string,
+    detail: string,
+  ) {
+    super(
+      'COORDINATOR_PROTOCOL',
+      `coordinator answered ${operation} with ${status} and an invalid body at ${field}: ${detail}`,
+    );
+  }
+}
+
+export type LeaseLostReason = 'stale-token' | 'lease-ended' | 'not-found';
+
+/**
+ * The lease is gone: the coordinator refused a renew or release because the fencing token is
+ * stale (`stale-token`), the lease ended (`lease-ended`, e.g. expired), or it does not know the
+ * lease (`not-found`, a 404). The holder must stop acting on it.
+ */
+export class LeaseLostError extends BatonError {
+  constructor(
+    readonly leaseId: string,
+    readonly reason: LeaseLostReason,
+    readonly operation: 'renew' | 'release',
+    detail?: string,
+  ) {
+    super('LEASE_LOST', `lease ${leaseId} lost on ${operation}: ${reason}${detail ? ` (${detail})` : ''}`);
+  }
+}
+
+const maxBodyBytes = 1024 * 1024;
+
+interface Answer {
+  status: number;
+  text: string;
+  /** The body was larger than maxBodyBytes and was not read to the end. */
+  tooLarge?: boolean;
+}
+
+/** Marks an abort caused by our own timeout, as opposed to the caller's signal. */
+class AttemptTimeout extends Error {}
+
+export function createCoordinatorClient(options: CoordinatorClientOptions): CoordinatorClient {
+  const { token, timeoutMs, logger, dispatcher } = options;
+  if (options.urls.length === 0) throw new BatonError('COORDINATOR_NO_URL', 'at least one coordinator URL is needed');
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new RangeError('timeoutMs must be positive');
+  const bases = options.urls.map((url) => url.replace(/\/+$/, ''));
+  // Logged instead of the URL itself: a URL could carry credentials.
+  const origins = bases.map((base) => {
+    try {
+      return new URL(base).origin;
+    } catch {
+      throw new BatonError('COORDINATOR_URL_INVALID', `invalid coordinator URL: ${JSON.stringify(base)}`);
+    }
+  });
+  let preferred = 0;
+
+  const headers: Record<string, string> = {
+    accept: 'application/json',
+    'content-type': 'application/json',
+    'user-agent': 'baton-agent',
+  };
+  if (token !== undefined) headers.authorization = `Bearer ${token}`;
+
+  /** One attempt against one URL: resolves with the answer, or rejects (network, timeout, caller abort). */
+  async function attempt(base: string, path: string, body: unknown, signal: AbortSignal | undefined): Promise<Answer> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new AttemptTimeout(`timed out after ${timeoutMs} ms`)), timeoutMs);
+    const onCallerAbort = (): void => controller.abort(signal?.reason);
+    signal?.addEventListener('abort', onCallerAbort, { once: true });
+    try {
+      const response = await request(base + path, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify(body),
+        signal: controller.signal,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        ...(dispatcher ? { dispatcher } : {}),
+      });
+      let size = 0;
+      const chunks: Buffer[] = [];
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > maxBodyBytes) {
+          response.body.destroy();
+          return { status: response.statusCode, text: '', tooLarge: true };
+        }
+        chunks.push(chunk);
+      }
+      return { status: response.statusCode, text: Buffer.concat(chunks).toString('utf8') };
+    } catch (err) {
+      if (controller.signal.reason instanceof AttemptTimeout) throw controller.signal.reason;
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onCallerAbort);
+    }
+  }
+
+  /** Sends to the preferred URL, then the others in order while they are unavailable. */
+  async function send(operation: string, path: string, body: unknown, signal: AbortSignal | undefined): Promise<Answer> {
+    const attempts: CoordinatorUnavailableError['attempts'] = [];
+    let lastCause: unknown;
+    for (let i = 0; i < bases.length; i++) {
+      if (signal?.aborted) throw signal.reason;
+      const index = (preferred + i) % bases.length;
+      const base = bases[index] ?? '';
+      const url = origins[index] ?? '';
+      const startedAt = performance.now();
+      let answer: Answer;
+      try {
+        answer = await attempt(base, path, body, signal);
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason;
+        lastCause = err;
+        const reason = err instanceof AttemptTimeout ? err.message : describeNetworkError(err);
+        attempts.push({ url, status: undefined, reason });
+        logger.warn({ operation, url, reason, tryingNext: i + 1 < bases.length }, 'coordinator unavailable');
+        continue;
+      }
+      const ms = Math.round(performance.now() - startedAt);
+      if (answer.status >= 500) {
+        attempts.push({ url, status: answer.status, reason: `answered ${answer.status}` });
+        logger.warn(
+          { operation, url, status: answer.status, ms, tryingNext: i + 1 < bases.length },
+          'coordinator unavailable',
+        );
+        continue;
+      }
+      if (index !== preferred) logger.info({ operation, url }, 'coordinator failover: now using this URL first');
+      preferred = index;
+      logger.debug({ operation, url, status: answer.status, ms }, 'coordinator answered');
+      return answer;
+    }
+    throw new CoordinatorUnavailableError(operation, attempts, { cause: lastCause });
+  }
+
+  function parseJson(operation: string, answer: Answer): unknown {
+    if (answer.tooLarge) {
+      throw new CoordinatorProtocolError(operation, answer.status, '(body)', `larger than ${maxBodyBytes} bytes`);
+    }
+    try {
+      return JSON.parse(answer.text) as unknown;
+    } catch {
+      throw new CoordinatorProtocolError(operation, answer.status, '(body)', 'not JSON');
+    }
+  }
+
+  function validate<S extends z.ZodType>(operation: string, answer: Answer, schema: S, json: unknown): z.output<S> {
+    const result = schema.safeParse(json);
+    if (result.success) return result.data;
+    const issue = result.error.issues[0];
+    const field = issue && issue.path.length > 0 ? issue.path.map(String).join('.') : '(root)';
+    throw new CoordinatorProtocolError(operation, answer.status, field, issue?.message ?? 'does not match the schema');
+  }
+
+  /** The error body of a 4xx, when it is one. */
+  function errorBody(answer: Answer): ErrorResponse | undefined {
+    try {
+      const result = errorResponseSchema.safeParse(JSON.parse(answer.text));
+      return result.success ? result.data : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  function rejected(operation: string, answer: Answer): CoordinatorRejectedError {
+    return new CoordinatorRejectedError(operation, answer.status, errorBody(answer), answer.text);
+  }
+
+  /** renew and release: 2xx is the answer, 404 and 409 stale-token/lease-ended mean the lease is lost. */
+  async function leaseCall<S extends z.ZodType>(
+    operation: 'renew' | 'release',
+    leaseId: string,
+    path: string,
+    body: unknown,
+    schema: S,
+    signal: AbortSignal | undefined,
+  ): Promise<z.output<S>> {
+    const answer = await send(operation, path, body, signal);
+    if (answer.status >= 200 && answer.status < 300) return validate(operation, answer, schema, parseJson(operation, answer));
+    if (answer.status === 404) {
+      throw new LeaseLostError(leaseId, 'not-found', operation, errorBody(answer)?.message);
+    }
+    if (answer.status === 409) {
+      const error = errorBody(answer);
+      if (error?.error === 'stale-token' || error?.error === 'lease-ended') {
+        throw new LeaseLostError(leaseId, error.error, operation, error.message);
+      }
+    }
+    throw rejected(operation, answer);
+  }
+
+  return {
+    async heartbeat(nodeId: string, body: HeartbeatRequest, signal?: AbortSignal): Promise<HeartbeatResponse> {
+      const answer = await send('heartbeat', apiPaths.heartbeat(nodeId), body, signal);
+      if (answer.status >= 200 && answer.status < 300) {
+        return validate('heartbeat', answer, heartbeatResponseSchema, parseJson('heartbeat', answer));
+      }
+      // 404 (unknown node or group) included: the node cannot fix it by retrying the same heartbeat.
+      throw rejected('heartbeat', answer);
+    },
+
+    async acquire(body: LeaseRequest, signal?: AbortSignal): Promise<LeaseDecision> {
+      const answer = await send('acquire', apiPaths.leases, body, signal);
+      if ((answer.status >= 200 && answer.status < 300) || answer.status === 409) {
+        const json = parseJson('acquire', answer);
+        // A 409 that is an error body rather than a refusal is a rejection, not a decision.
+        if (answer.status === 409 && isErrorBody(json)) throw rejected('acquire', answer);
+        const decision = validate('acquire', answer, leaseDecisionSchema, json);
+        if (answer.status === 409 && decision.granted) {
+          throw new CoordinatorProtocolError('acquire', answer.status, 'granted', 'a 409 answer must be a refusal');
+        }
+        return decision;
+      }
+      throw rejected('acquire', answer);
+    },
+
+    renew(leaseId: string, fencingToken: number, signal?: AbortSignal): Promise<RenewResponse> {
+      return leaseCall('renew', leaseId, apiPaths.renew(leaseId), { fencingToken }, renewResponseSchema, signal);
+    },
+
+    release(leaseId: string, body: ReleaseRequest, signal?: AbortSignal): Promise<ReleaseResponse> {
+      return leaseCall('release', leaseId, apiPaths.release(leaseId), body, releaseResponseSchema, signal);
+    },
+  };
+}
+
+function isErrorBody(json: unknown): boolean {
+  return typeof json === 'object' && json !== null && !('granted' in json) && errorResponseSchema.safeParse(json).success;
+}
+
+function describeNetworkError(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return typeof code === 'string' ? `${code}: ${err.message}` : err.message;
+  }
+  return String(err);
+}
+
+function truncate(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}...` : text;
+}
