@@ -1,0 +1,175 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { stringify } from 'yaml';
+
+/** Debian's CNCF distribution registry (package `docker-registry`). */
+export const REGISTRY_BINARY = '/usr/bin/docker-registry';
+
+export interface StartRegistryOptions {
+  /** Webhook the registry POSTs push and pull events to (must be a loopback URL). */
+  notificationsUrl?: string;
+}
+
+export interface RunningRegistry {
+  /** e.g. `http://127.0.0.1:41234` */
+  url: string;
+  /** e.g. `127.0.0.1:41234`: what image references start with. */
+  host: string;
+  /** Folder holding the config and the storage. */
+  dir: string;
+  stop(): Promise<void>;
+}
+
+/** A port nothing listens on right now (the registry binds it a moment later). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function assertLoopbackUrl(url: string): void {
+  const { hostname } = new URL(url);
+  if (!(hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname))) {
+    throw new Error(`notificationsUrl must be a loopback URL, got ${url}`);
+  }
+}
+
+function registryConfig(storageDir: string, addr: string, notificationsUrl: string | undefined): string {
+  const config: Record<string, unknown> = {
+    version: 0.1,
+    log: { level: 'warn', accesslog: { disabled: true }, formatter: 'text' },
+    storage: {
+      filesystem: { rootdirectory: storageDir },
+      delete: { enabled: true },
+      maintenance: { uploadpurging: { enabled: false } },
+    },
+    http: { addr, secret: 'baton-test-registry-secret' },
+  };
+  if (notificationsUrl !== undefined) {
+    config.notifications = {
+      endpoints: [{ name: 'baton', url: notificationsUrl, timeout: '1s', threshold: 3, backoff: '1s' }],
+    };
+  }
+  return stringify(config);
+}
+
+async function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return true;
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+async function launch(dir: string, options: StartRegistryOptions): Promise<RunningRegistry> {
+  const port = await freePort();
+  const host = `127.0.0.1:${port}`;
+  const url = `http://${host}`;
+  const configPath = join(dir, 'config.yml');
+  await writeFile(configPath, registryConfig(join(dir, 'storage'), host, options.notificationsUrl));
+
+  // A clean environment: REGISTRY_* variables would override the config file.
+  const child = spawn(REGISTRY_BINARY, ['serve', configPath], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const collect = (chunk: Buffer): void => {
+    output = (output + chunk.toString('utf8')).slice(-8_000);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  // Kill it even when the test process exits without reaching afterAll.
+  const onProcessExit = (): void => {
+    child.kill('SIGKILL');
+  };
+  process.once('exit', onProcessExit);
+
+  let stopped = false;
+  const stopProcess = async (): Promise<void> => {
+    process.removeListener('exit', onProcessExit);
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      if (!(await waitForExit(child, 5_000))) {
+        child.kill('SIGKILL');
+        await waitForExit(child, 5_000);
+      }
+    }
+  };
+
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      await stopProcess();
+      throw Object.assign(new Error(`docker-registry exited (${child.exitCode ?? child.signalCode}) on ${host}:\n${output}`), {
+        output,
+      });
+    }
+    try {
+      const res = await request(`${url}/v2/`, { signal: AbortSignal.timeout(1_000) });
+      await res.body.dump();
+      if (res.statusCode === 200) break;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) {
+      await stopProcess();
+      throw new Error(`docker-registry did not answer GET /v2/ on ${host} within 20 s:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+
+  return {
+    url,
+    host,
+    dir,
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      await stopProcess();
+    },
+  };
+}
+
+/**
+ * Starts a real registry on 127.0.0.1 with filesystem storage in a fresh temporary folder and
+ * waits until `GET /v2/` answers. Call `stop()` in afterAll: it kills the process and removes the folder.
+ */
+export async function startRegistry(options: StartRegistryOptions = {}): Promise<RunningRegistry> {
+  if (options.notificationsUrl !== undefined) assertLoopbackUrl(options.notificationsUrl);
+  const dir = await mkdtemp(join(tmpdir(), 'baton-registry-'));
+  let lastError: unknown;
+  // The free port can be taken between probing and binding: try a few.
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    try {
+      const registry = await launch(dir, options);
+      return {
+        ...registry,
+        stop: async () => {
+          await registry.stop();
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
+    } catch (error) {
+      lastError = error;
+      const output = (error as { output?: string }).output ?? '';
+      if (!/address already in use/i.test(output)) break;
+    }
+  }
+  await rm(dir, { recursive: true, force: true });
+  throw lastError;
+}
