@@ -1,0 +1,774 @@
+import type { z } from 'zod';
+import type {
+  EventType,
+  GroupActionResponse,
+  heartbeatRequestSchema,
+  HeartbeatResponse,
+  LeaseDecision,
+  LeaseGrant,
+  LeaseRequest,
+  RefusalReason,
+  ReleaseRequest,
+  ReleaseResponse,
+  RenewRequest,
+  RenewResponse,
+  RolloutState,
+} from '../../shared/api/v1.js';
+import { applyChange } from '../state/apply.js';
+import type {
+  Change,
+  Decision,
+  GroupPolicy,
+  GroupState,
+  LeaseEnd,
+  LeaseRecord,
+  NewEvent,
+  NodeRecord,
+  RolloutRecord,
+} from '../state/model.js';
+import { effectiveMaxUnavailable } from './policy.js';
+
+/**
+ * The coordinator's lease and rollout rules: pure functions of a group's state. Each returns
+ * the answer and the Changes that make it true; none touches its input, reads the clock or
+ * makes up ids.
+ */
+
+export type ParsedHeartbeatRequest = z.output<typeof heartbeatRequestSchema>;
+
+export interface NotFound {
+  kind: 'not-found';
+  message: string;
+}
+export interface StaleToken {
+  kind: 'stale-token';
+  message: string;
+}
+export interface LeaseEnded {
+  kind: 'lease-ended';
+  endedAs: LeaseEnd;
+  message: string;
+}
+export interface Conflict {
+  kind: 'conflict';
+  message: string;
+}
+
+export type AcquireResult = NotFound | { kind: 'decision'; decision: LeaseDecision };
+export type RenewResult = NotFound | StaleToken | LeaseEnded | { kind: 'renewed'; response: RenewResponse };
+export type ReleaseResult = NotFound | StaleToken | LeaseEnded | { kind: 'released'; response: ReleaseResponse };
+export type GroupAction = 'pause' | 'resume' | 'abort';
+export type GroupActionResult = Conflict | { kind: 'done'; response: GroupActionResponse };
+export type ForgetResult = NotFound | { kind: 'forgotten'; endedLeases: LeaseRecord[] };
+
+export interface RolloutProgress {
+  totalNodes: number;
+  onTarget: number;
+  updating: number;
+}
+
+const PAUSED_RETRY_MS = 10_000;
+const FINAL_REFUSAL_RETRY_MS = 60_000;
+const MAX_NAMED_NODES = 5;
+
+// ---- Reading the state
+
+/** The rollout the group is on: the latest one no newer digest has replaced. */
+export function currentRollout(state: Pick<GroupState, 'rollouts'>): RolloutRecord | undefined {
+  return state.rollouts.findLast((rollout) => rollout.state !== 'superseded');
+}
+
+/** A node is silent once its last heartbeat is older than the miss limit. */
+export function isSilent(node: NodeRecord, policy: GroupPolicy, nowMs: number): boolean {
+  return nowMs - node.lastHeartbeatMs > policy.heartbeatMissLimitMs;
+}
+
+/** Whether a lease still entitles its node to be out of service (an expired one does not, recorded or not). */
+export function isHeld(lease: LeaseRecord, nowMs: number): boolean {
+  return lease.endedAtMs === null && lease.expiresAtMs > nowMs;
+}
+
+export function heldLeases(state: Pick<GroupState, 'activeLeases'>, nowMs: number): LeaseRecord[] {
+  return [...state.activeLeases.values()].filter((lease) => isHeld(lease, nowMs));
+}
+
+/** How far a rollout has come; `updating` counts the leases out for it. */
+export function progressOf(state: GroupState, rollout: RolloutRecord): RolloutProgress {
+  let onTarget = 0;
+  for (const node of state.nodes.values()) if (node.currentDigest === rollout.targetDigest) onTarget += 1;
+  let updating = 0;
+  for (const lease of state.activeLeases.values()) if (lease.rolloutId === rollout.rolloutId) updating += 1;
+  return { totalNodes: state.nodes.size, onTarget, updating };
+}
+
+function rolloutOfDigest(state: Pick<GroupState, 'rollouts'>, digest: string): RolloutRecord | undefined {
+  return state.rollouts.findLast((rollout) => rollout.targetDigest === digest);
+}
+
+function rolloutById(state: Omit<GroupState, 'nodes'>, rolloutId: string): RolloutRecord {
+  const rollout = state.rollouts.find((r) => r.rolloutId === rolloutId);
+  if (rollout === undefined) throw new Error(`group ${state.group.name} has no rollout ${rolloutId}`);
+  return rollout;
+}
+
+function heldLeaseOfNode(state: GroupState, nodeId: string, nowMs: number): LeaseRecord | undefined {
+  for (const lease of state.activeLeases.values()) if (lease.nodeId === nodeId && isHeld(lease, nowMs)) return lease;
+  return undefined;
+}
+
+// Oldest first; more than one only if an expired lease was not recorded before a new grant.
+function activeLeasesOfNode(state: GroupState, nodeId: string): LeaseRecord[] {
+  return [...state.activeLeases.values()]
+    .filter((lease) => lease.nodeId === nodeId)
+    .sort((a, b) => a.fencingToken - b.fencingToken);
+}
+
+// ---- Building a decision
+
+type EventDetails = Partial<Omit<NewEvent, 'type' | 'group' | 'atMs'>>;
+type NodeChange = Extract<Change, { kind: 'put-node' | 'heartbeat' | 'delete-node' }>;
+
+/**
+ * A working copy of a group's state plus the changes that led to it from the original.
+ * Node edits are kept aside rather than applied to a copy of the node map: a heartbeat
+ * must not cost a copy of every node of a large group. So `state` has no nodes; ask the
+ * draft for them.
+ */
+class Draft {
+  private readonly view: GroupState;
+  private readonly nodeEdits = new Map<string, NodeRecord | undefined>();
+  private readonly copied = new Set<'rollouts' | 'activeLeases'>();
+  readonly changes: Change[] = [];
+
+  constructor(
+    private readonly original: GroupState,
+    readonly nowMs: number,
+  ) {
+    this.view = { ...original };
+  }
+
+  get state(): Omit<GroupState, 'nodes'> {
+    return this.view;
+  }
+
+  node(nodeId: string): NodeRecord | undefined {
+    return this.nodeEdits.has(nodeId) ? this.nodeEdits.get(nodeId) : this.original.nodes.get(nodeId);
+  }
+
+  *nodes(): Iterable<NodeRecord> {
+    for (const node of this.nodeEdits.values()) if (node !== undefined) yield node;
+    for (const node of this.original.nodes.values()) if (!this.nodeEdits.has(node.nodeId)) yield node;
+  }
+
+  nodeCount(): number {
+    let count = this.original.nodes.size;
+    for (const [nodeId, node] of this.nodeEdits) {
+      const existed = this.original.nodes.has(nodeId);
+      if (node === undefined && existed) count -= 1;
+      if (node !== undefined && !existed) count += 1;
+    }
+    return count;
+  }
+
+  record(change: Change): void {
+    if (isNodeChange(change)) this.editNode(change);
+    else this.applyToView(change);
+    this.changes.push(change);
+  }
+
+  event(type: EventType, details: EventDetails): void {
+    this.record({
+      kind: 'append-event',
+      event: {
+        type,
+        group: this.view.group.name,
+        atMs: this.nowMs,
+        nodeId: null,
+        digest: null,
+        leaseId: null,
+        fencingToken: null,
+        reason: null,
+        outcome: null,
+        message: null,
+        ...details,
+      },
+    });
+  }
+
+  decide<Result>(result: Result): Decision<Result> {
+    return { result, changes: this.changes };
+  }
+
+  private editNode(change: NodeChange): void {
+    if (change.kind === 'delete-node') this.nodeEdits.set(change.nodeId, undefined);
+    else this.nodeEdits.set(change.node.nodeId, change.node);
+  }
+
+  // The original's collections are copied on their first write only.
+  private applyToView(change: Exclude<Change, NodeChange>): void {
+    if (change.kind === 'put-rollout' && !this.copied.has('rollouts')) {
+      this.copied.add('rollouts');
+      this.view.rollouts = [...this.view.rollouts];
+    }
+    if (change.kind === 'put-lease' && !this.copied.has('activeLeases')) {
+      this.copied.add('activeLeases');
+      this.view.activeLeases = new Map(this.view.activeLeases);
+    }
+    applyChange(this.view, change);
+  }
+}
+
+function isNodeChange(change: Change): change is NodeChange {
+  return change.kind === 'put-node' || change.kind === 'heartbeat' || change.kind === 'delete-node';
+}
+
+function endLease(draft: Draft, lease: LeaseRecord, endedAs: LeaseEnd): LeaseRecord {
+  const ended = { ...lease, endedAtMs: draft.nowMs, endedAs };
+  draft.record({ kind: 'put-lease', lease: ended });
+  return ended;
+}
+
+function putRollout(draft: Draft, rollout: RolloutRecord, update: Partial<RolloutRecord>): RolloutRecord {
+  const updated = { ...rollout, ...update };
+  draft.record({ kind: 'put-rollout', rollout: updated });
+  return updated;
+}
+
+function expireLease(draft: Draft, lease: LeaseRecord): void {
+  endLease(draft, lease, 'expired');
+  draft.event('expiry', {
+    nodeId: lease.nodeId,
+    digest: lease.targetDigest,
+    leaseId: lease.leaseId,
+    fencingToken: lease.fencingToken,
+    message: `lease ${lease.leaseId} of node ${lease.nodeId} expired without being renewed`,
+  });
+}
+
+/** Completes the current rollout once every node runs its digest and nobody is updating. */
+function completeIfDone(draft: Draft): void {
+  const rollout = currentRollout(draft.state);
+  if (rollout === undefined || rollout.state !== 'in-progress') return;
+  if (heldLeases(draft.state, draft.nowMs).length > 0) return;
+  for (const node of draft.nodes()) if (node.currentDigest !== rollout.targetDigest) return;
+  putRollout(draft, rollout, { state: 'completed', endedAtMs: draft.nowMs });
+  draft.event('rollout-completed', {
+    digest: rollout.targetDigest,
+    message: `all ${draft.nodeCount()} nodes run ${rollout.targetDigest}`,
+  });
+}
+
+// ---- Expiry
+
+/** Ends every lease whose TTL has run out; the service runs this before any other decision on the group. */
+export function expireLeases(state: GroupState, nowMs: number): Decision<LeaseRecord[]> {
+  const draft = new Draft(state, nowMs);
+  const expired: LeaseRecord[] = [];
+  for (const lease of state.activeLeases.values()) {
+    if (lease.expiresAtMs > nowMs) continue;
+    expireLease(draft, lease);
+    expired.push(lease);
+  }
+  return draft.decide(expired);
+}
+
+// ---- Acquire
+
+export function decideAcquire(
+  state: GroupState,
+  request: LeaseRequest,
+  policy: GroupPolicy,
+  nowMs: number,
+  ids: { leaseId: string; rolloutId: string },
+): Decision<AcquireResult> {
+  const draft = new Draft(state, nowMs);
+  if (!state.nodes.has(request.nodeId)) {
+    return draft.decide({
+      kind: 'not-found',
+      message:
+        `node ${request.nodeId} is not known in group ${request.group}: ` +
+        'it must send a heartbeat before asking for a lease',
+    });
+  }
+  const held = heldLeaseOfNode(state, request.nodeId, nowMs);
+  if (held !== undefined) {
+    if (held.targetDigest === request.targetDigest) return draft.decide(decided(grantOf(held, policy)));
+    const message = `node ${request.nodeId} already holds lease ${held.leaseId} for ${held.targetDigest}; release it first`;
+    return refuse(draft, request, policy, 'busy', message);
+  }
+  const rollout = rolloutToGrantFrom(draft, request, ids.rolloutId);
+  const finalRefusal = refusalOfEndedRollout(draft.state, rollout);
+  if (finalRefusal !== undefined) return refuse(draft, request, policy, finalRefusal.reason, finalRefusal.message);
+  // Opening a rollout changes no node, lease or pause, so the original state answers the rest.
+  const blocker = grantBlocker(state, request, rollout, policy, nowMs);
+  if (blocker !== undefined) return refuse(draft, request, policy, blocker.reason, blocker.message);
+  return grant(draft, request, rollout, policy, ids.leaseId);
+}
+
+interface Refusal {
+  reason: RefusalReason;
+  message: string;
+}
+
+function decided(decision: LeaseDecision): AcquireResult {
+  return { kind: 'decision', decision };
+}
+
+function grantOf(lease: LeaseRecord, policy: GroupPolicy): LeaseGrant {
+  return {
+    granted: true,
+    leaseId: lease.leaseId,
+    fencingToken: lease.fencingToken,
+    group: lease.group,
+    nodeId: lease.nodeId,
+    targetDigest: lease.targetDigest,
+    rolloutId: lease.rolloutId,
+    ttlMs: policy.leaseTtlMs,
+    expiresAtMs: lease.expiresAtMs,
+  };
+}
+
+/** The rollout of the requested digest: opened if new, reopened if completed (a node is still behind). */
+function rolloutToGrantFrom(draft: Draft, request: LeaseRequest, rolloutId: string): RolloutRecord {
+  const existing = rolloutOfDigest(draft.state, request.targetDigest);
+  if (existing === undefined) return openRollout(draft, request, rolloutId);
+  if (existing.state !== 'completed') return existing;
+  const reopened = putRollout(draft, existing, { state: openRolloutState(draft.state), endedAtMs: null });
+  draft.event('rollout-opened', {
+    nodeId: request.nodeId,
+    digest: request.targetDigest,
+    message: `rollout ${existing.rolloutId} reopened: node ${request.nodeId} is not on ${request.targetDigest} yet`,
+  });
+  return reopened;
+}
+
+function openRolloutState(state: Pick<GroupState, 'group'>): RolloutState {
+  return state.group.paused ? 'paused' : 'in-progress';
+}
+
+function openRollout(draft: Draft, request: LeaseRequest, rolloutId: string): RolloutRecord {
+  for (const older of draft.state.rollouts) {
+    if (older.state !== 'in-progress' && older.state !== 'paused' && older.state !== 'completed') continue;
+    putRollout(draft, older, { state: 'superseded', endedAtMs: draft.nowMs });
+    draft.event('rollout-superseded', {
+      digest: older.targetDigest,
+      message: `rollout ${older.rolloutId} of ${older.targetDigest} superseded by ${request.targetDigest}`,
+    });
+  }
+  const rollout: RolloutRecord = {
+    rolloutId,
+    group: draft.state.group.name,
+    targetDigest: request.targetDigest,
+    image: request.image ?? null,
+    state: openRolloutState(draft.state),
+    openedAtMs: draft.nowMs,
+    endedAtMs: null,
+    haltedByNodeId: null,
+    haltReason: null,
+  };
+  draft.record({ kind: 'put-rollout', rollout });
+  draft.event('rollout-opened', {
+    nodeId: request.nodeId,
+    digest: request.targetDigest,
+    message: `rollout ${rolloutId} of ${request.targetDigest} opened by node ${request.nodeId}`,
+  });
+  return rollout;
+}
+
+function refusalOfEndedRollout(state: Omit<GroupState, 'nodes'>, rollout: RolloutRecord): Refusal | undefined {
+  const { targetDigest: digest } = rollout;
+  const group = state.group.name;
+  switch (rollout.state) {
+    case 'halted':
+      return {
+        reason: 'halted',
+        message:
+          `${digest} is halted in group ${group}: node ${rollout.haltedByNodeId ?? '?'} ` +
+          `reported "${rollout.haltReason ?? 'failure'}"; push a fixed image to roll forward`,
+      };
+    case 'aborted':
+      return {
+        reason: 'aborted',
+        message: `the rollout of ${digest} in group ${group} was aborted; push a new image to roll out again`,
+      };
+    case 'superseded': {
+      const newer = currentRollout(state);
+      const by = newer === undefined ? 'a newer digest' : newer.targetDigest;
+      return { reason: 'superseded', message: `${digest} in group ${group} has been superseded by ${by}` };
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** Why a lease cannot be granted now although the rollout is open, if it cannot. */
+function grantBlocker(
+  state: GroupState,
+  request: LeaseRequest,
+  rollout: RolloutRecord,
+  policy: GroupPolicy,
+  nowMs: number,
+): Refusal | undefined {
+  const group = state.group.name;
+  if (state.group.paused || rollout.state === 'paused') {
+    return { reason: 'paused', message: `group ${group} is paused; no update starts until it is resumed` };
+  }
+  const held = heldLeases(state, nowMs);
+  const allowed = effectiveMaxUnavailable(policy, state.nodes.size);
+  if (held.length >= allowed) {
+    const holders = nameList(held.map((lease) => lease.nodeId));
+    return {
+      reason: 'busy',
+      message: `group ${group} already has ${held.length} of ${allowed} allowed nodes updating (${holders})`,
+    };
+  }
+  const missing = peersOutOfService(state, request.nodeId, held, policy, nowMs);
+  if (missing.length > 0) {
+    return {
+      reason: 'unhealthy-peer',
+      message:
+        `group ${group} is already missing capacity: ${nameList(missing)}; ` +
+        'waiting for them to recover or be forgotten',
+    };
+  }
+  return undefined;
+}
+
+/** Other nodes already out of service without a lease, described for the refusal message. */
+function peersOutOfService(
+  state: GroupState,
+  nodeId: string,
+  held: LeaseRecord[],
+  policy: GroupPolicy,
+  nowMs: number,
+): string[] {
+  const holders = new Set(held.map((lease) => lease.nodeId));
+  const missing: string[] = [];
+  for (const node of state.nodes.values()) {
+    if (node.nodeId === nodeId || holders.has(node.nodeId)) continue;
+    if (isSilent(node, policy, nowMs)) {
+      missing.push(`${node.nodeId} (silent for ${Math.round((nowMs - node.lastHeartbeatMs) / 1_000)}s)`);
+    } else if (node.health !== 'healthy') {
+      missing.push(`${node.nodeId} (${node.health})`);
+    }
+  }
+  return missing;
+}
+
+function nameList(names: string[]): string {
+  const shown = names.slice(0, MAX_NAMED_NODES).join(', ');
+  const more = names.length - MAX_NAMED_NODES;
+  return more > 0 ? `${shown} and ${more} more` : shown;
+}
+
+export function retryAfterMs(reason: RefusalReason, policy: GroupPolicy): number {
+  switch (reason) {
+    case 'busy':
+    case 'unhealthy-peer':
+      // A lease usually ends or is renewed within a fraction of its TTL; ask again about then.
+      return Math.round(Math.min(5_000, Math.max(1_000, policy.leaseTtlMs / 6)));
+    case 'paused':
+      return PAUSED_RETRY_MS;
+    case 'halted':
+    case 'aborted':
+    case 'superseded':
+      return FINAL_REFUSAL_RETRY_MS;
+  }
+}
+
+function refuse(
+  draft: Draft,
+  request: LeaseRequest,
+  policy: GroupPolicy,
+  reason: RefusalReason,
+  message: string,
+): Decision<AcquireResult> {
+  draft.event('refusal', { nodeId: request.nodeId, digest: request.targetDigest, reason, message });
+  return draft.decide(decided({ granted: false, reason, retryAfterMs: retryAfterMs(reason, policy), message }));
+}
+
+function grant(
+  draft: Draft,
+  request: LeaseRequest,
+  rollout: RolloutRecord,
+  policy: GroupPolicy,
+  leaseId: string,
+): Decision<AcquireResult> {
+  const fencingToken = draft.state.group.lastFencingToken + 1;
+  draft.record({ kind: 'put-group', group: { ...draft.state.group, lastFencingToken: fencingToken } });
+  const lease: LeaseRecord = {
+    leaseId,
+    group: draft.state.group.name,
+    nodeId: request.nodeId,
+    rolloutId: rollout.rolloutId,
+    targetDigest: request.targetDigest,
+    fencingToken,
+    grantedAtMs: draft.nowMs,
+    expiresAtMs: draft.nowMs + policy.leaseTtlMs,
+    endedAtMs: null,
+    endedAs: null,
+  };
+  draft.record({ kind: 'put-lease', lease });
+  draft.event('grant', { nodeId: request.nodeId, digest: request.targetDigest, leaseId, fencingToken });
+  return draft.decide(decided(grantOf(lease, policy)));
+}
+
+// ---- Renew and release
+
+type LeaseProblem = NotFound | StaleToken | LeaseEnded;
+
+/** The lease a renew or release may act on, or why there is none (recording its expiry if that is news). */
+function liveLease(
+  draft: Draft,
+  leaseId: string,
+  fencingToken: number,
+  endedLease: LeaseRecord | undefined,
+): { lease: LeaseRecord } | { problem: LeaseProblem } {
+  const lease = draft.state.activeLeases.get(leaseId);
+  if (lease === undefined) return { problem: missingLease(leaseId, endedLease) };
+  if (lease.fencingToken !== fencingToken) {
+    return {
+      problem: {
+        kind: 'stale-token',
+        message: `lease ${leaseId} has fencing token ${lease.fencingToken}, not ${fencingToken}`,
+      },
+    };
+  }
+  if (!isHeld(lease, draft.nowMs)) {
+    expireLease(draft, lease);
+    return { problem: leaseEnded(leaseId, 'expired') };
+  }
+  return { lease };
+}
+
+function missingLease(leaseId: string, endedLease: LeaseRecord | undefined): LeaseProblem {
+  if (endedLease !== undefined) return leaseEnded(leaseId, endedLease.endedAs ?? 'expired');
+  return { kind: 'not-found', message: `no lease ${leaseId}` };
+}
+
+function leaseEnded(leaseId: string, endedAs: LeaseEnd): LeaseEnded {
+  return { kind: 'lease-ended', endedAs, message: `lease ${leaseId} has already ended (${endedAs})` };
+}
+
+/**
+ * `endedLease` is the store's record of a lease no longer active, if the service found one:
+ * the state keeps only active leases, so it alone cannot tell "ended" from "never existed".
+ */
+export function decideRenew(
+  state: GroupState,
+  leaseId: string,
+  request: RenewRequest,
+  policy: GroupPolicy,
+  nowMs: number,
+  endedLease?: LeaseRecord,
+): Decision<RenewResult> {
+  const draft = new Draft(state, nowMs);
+  const found = liveLease(draft, leaseId, request.fencingToken, endedLease);
+  if ('problem' in found) return draft.decide(found.problem);
+  const renewed = { ...found.lease, expiresAtMs: nowMs + policy.leaseTtlMs };
+  draft.record({ kind: 'put-lease', lease: renewed });
+  draft.event('renew', {
+    nodeId: renewed.nodeId,
+    digest: renewed.targetDigest,
+    leaseId,
+    fencingToken: renewed.fencingToken,
+  });
+  return draft.decide({
+    kind: 'renewed',
+    response: {
+      leaseId,
+      fencingToken: renewed.fencingToken,
+      ttlMs: policy.leaseTtlMs,
+      expiresAtMs: renewed.expiresAtMs,
+    },
+  });
+}
+
+export function decideRelease(
+  state: GroupState,
+  leaseId: string,
+  request: ReleaseRequest,
+  nowMs: number,
+  endedLease?: LeaseRecord,
+): Decision<ReleaseResult> {
+  const draft = new Draft(state, nowMs);
+  const found = liveLease(draft, leaseId, request.fencingToken, endedLease);
+  if ('problem' in found) return draft.decide(found.problem);
+  const { lease } = found;
+  endLease(draft, lease, request.outcome);
+  draft.event('release', {
+    nodeId: lease.nodeId,
+    digest: lease.targetDigest,
+    leaseId,
+    fencingToken: lease.fencingToken,
+    outcome: request.outcome,
+    message: request.message ?? null,
+  });
+  if (request.outcome === 'updated') recordUpdatedNode(draft, lease);
+  if (request.outcome === 'failed') haltRollout(draft, lease, request.message ?? 'health checks failed');
+  // Any lease handed back may have been the last thing keeping a finished rollout open.
+  completeIfDone(draft);
+  return draft.decide({
+    kind: 'released',
+    response: { leaseId, outcome: request.outcome, rolloutState: rolloutById(draft.state, lease.rolloutId).state },
+  });
+}
+
+function recordUpdatedNode(draft: Draft, lease: LeaseRecord): void {
+  const node = draft.node(lease.nodeId);
+  if (node !== undefined) {
+    draft.record({
+      kind: 'heartbeat',
+      node: { ...node, currentDigest: lease.targetDigest, health: 'healthy', step: 'idle' },
+    });
+  }
+}
+
+// An ended rollout keeps its ending: the first halt names the culprit, and a superseded or
+// aborted digest is refused for good anyway.
+function haltRollout(draft: Draft, lease: LeaseRecord, reason: string): void {
+  const rollout = rolloutById(draft.state, lease.rolloutId);
+  if (rollout.state !== 'in-progress' && rollout.state !== 'paused' && rollout.state !== 'completed') return;
+  putRollout(draft, rollout, {
+    state: 'halted',
+    endedAtMs: draft.nowMs,
+    haltedByNodeId: lease.nodeId,
+    haltReason: reason,
+  });
+  draft.event('halt', {
+    nodeId: lease.nodeId,
+    digest: lease.targetDigest,
+    leaseId: lease.leaseId,
+    fencingToken: lease.fencingToken,
+    reason,
+    message: `node ${lease.nodeId} failed to update to ${lease.targetDigest}: ${reason}`,
+  });
+}
+
+// ---- Heartbeat
+
+export function decideHeartbeat(
+  state: GroupState,
+  nodeId: string,
+  request: ParsedHeartbeatRequest,
+  nowMs: number,
+  pendingPoll: boolean,
+  heartbeatIntervalMs: number,
+): Decision<HeartbeatResponse> {
+  const draft = new Draft(state, nowMs);
+  const known = state.nodes.get(nodeId);
+  if (state.group.version === 0 && state.nodes.size === 0) draft.record({ kind: 'put-group', group: state.group });
+  const node: NodeRecord = {
+    group: request.group,
+    nodeId,
+    host: request.host,
+    image: request.image,
+    currentDigest: request.currentDigest,
+    health: request.health,
+    step: request.step,
+    agentVersion: request.agentVersion,
+    lastHeartbeatMs: nowMs,
+    joinedAtMs: known?.joinedAtMs ?? nowMs,
+  };
+  if (known === undefined) {
+    draft.record({ kind: 'put-node', node });
+    draft.event('node-joined', {
+      nodeId,
+      digest: node.currentDigest,
+      message: `node ${nodeId} on ${node.host} joined group ${node.group}`,
+    });
+  } else {
+    draft.record({ kind: 'heartbeat', node });
+  }
+  completeIfDone(draft);
+  const rollout = currentRollout(draft.state);
+  return draft.decide({
+    pollNow: pendingPoll,
+    paused: draft.state.group.paused,
+    heartbeatIntervalMs,
+    targetDigest: rollout !== undefined && isOpenOrCompleted(rollout.state) ? rollout.targetDigest : null,
+    rolloutState: rollout?.state ?? null,
+  });
+}
+
+function isOpenOrCompleted(state: RolloutState): boolean {
+  return state === 'in-progress' || state === 'paused' || state === 'completed';
+}
+
+// ---- Operator actions
+
+export function decideGroupAction(
+  state: GroupState,
+  action: GroupAction,
+  reason: string | undefined,
+  nowMs: number,
+): Decision<GroupActionResult> {
+  const draft = new Draft(state, nowMs);
+  switch (action) {
+    case 'pause':
+      pause(draft, reason);
+      break;
+    case 'resume':
+      resume(draft, reason);
+      break;
+    case 'abort': {
+      const conflict = abort(draft, reason);
+      if (conflict !== undefined) return draft.decide(conflict);
+      break;
+    }
+  }
+  const rollout = currentRollout(draft.state);
+  return draft.decide({
+    kind: 'done',
+    response: { group: draft.state.group.name, paused: draft.state.group.paused, rolloutState: rollout?.state ?? null },
+  });
+}
+
+function pause(draft: Draft, reason: string | undefined): void {
+  if (draft.state.group.paused) return;
+  draft.record({ kind: 'put-group', group: { ...draft.state.group, paused: true } });
+  const rollout = currentRollout(draft.state);
+  if (rollout?.state === 'in-progress') putRollout(draft, rollout, { state: 'paused' });
+  draft.event('pause', { digest: rollout?.targetDigest ?? null, reason: reason ?? null });
+}
+
+function resume(draft: Draft, reason: string | undefined): void {
+  if (!draft.state.group.paused) return;
+  draft.record({ kind: 'put-group', group: { ...draft.state.group, paused: false } });
+  const rollout = currentRollout(draft.state);
+  if (rollout?.state === 'paused') putRollout(draft, rollout, { state: 'in-progress' });
+  draft.event('resume', { digest: rollout?.targetDigest ?? null, reason: reason ?? null });
+  // Nodes may have finished while the group was paused.
+  completeIfDone(draft);
+}
+
+function abort(draft: Draft, reason: string | undefined): Conflict | undefined {
+  const rollout = currentRollout(draft.state);
+  if (rollout === undefined || (rollout.state !== 'in-progress' && rollout.state !== 'paused')) {
+    const what = rollout === undefined ? 'no rollout' : `its rollout of ${rollout.targetDigest} is ${rollout.state}`;
+    return { kind: 'conflict', message: `nothing to abort in group ${draft.state.group.name}: ${what}` };
+  }
+  putRollout(draft, rollout, { state: 'aborted', endedAtMs: draft.nowMs });
+  draft.event('abort', { digest: rollout.targetDigest, reason: reason ?? null });
+  return undefined;
+}
+
+/** Removes a node for good (a decommissioned host): it no longer counts, nor blocks grants as silent. */
+export function decideForget(state: GroupState, nodeId: string, nowMs: number): Decision<ForgetResult> {
+  const draft = new Draft(state, nowMs);
+  const node = state.nodes.get(nodeId);
+  if (node === undefined) {
+    return draft.decide({ kind: 'not-found', message: `no node ${nodeId} in group ${state.group.name}` });
+  }
+  const endedLeases = activeLeasesOfNode(state, nodeId).map((lease) => endLease(draft, lease, 'forgotten'));
+  const lastLease = endedLeases.at(-1);
+  draft.record({ kind: 'delete-node', group: state.group.name, nodeId });
+  draft.event('node-forgotten', {
+    nodeId,
+    digest: node.currentDigest,
+    leaseId: lastLease?.leaseId ?? null,
+    fencingToken: lastLease?.fencingToken ?? null,
+  });
+  completeIfDone(draft);
+  return draft.decide({ kind: 'forgotten', endedLeases });
+}
