@@ -1,0 +1,19 @@
+/** The agent's update flow for one service, its crash reconciliation, and the journal they share. */
+export { runUpdate, type UpdateDeps, type UpdateOutcome, type UpdateResult, type UpdateTarget } from './updater.js';
+export { reconcile, type ReconcileAction, type ReconcileDeps, type ReconcileResult } from './reconcile.js';
+export { waitUntilHealthy, type HealthCheckConfig, type HealthDeps, type HealthResult } from './health.js';
+export {
+  FileUpdateJournal,
+  MemoryUpdateJournal,
+  journalEntrySchema,
+  type JournalEntry,
+  type UpdateJournal,
+} from './state-file.js';
+export { containerSpecFor, oldContainerName, restorePrevious, type RestoreReport } from './containers.js';
+export {
+  COORDINATOR_UNAVAILABLE_CODE,
+  HeldLease,
+  isCoordinatorUnavailableError,
+  isLeaseLostError,
+  LEASE_LOST_CODE,
+} from './lease.js';

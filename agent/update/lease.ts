@@ -1,0 +1,143 @@
+import type { LeaseGrant } from '../../shared/api/v1.js';
+import { backoffDelayMs, type BackoffPolicy } from '../../shared/backoff.js';
+import type { Clock } from '../../shared/clock.js';
+import type { Logger } from '../../shared/logger.js';
+import type { RandomSource } from '../../shared/random.js';
+import type { CoordinatorClient } from '../ports.js';
+
+/** Error codes the coordinator client uses (agent/coordinator); matched by `code` so this module stays independent. */
+export const LEASE_LOST_CODE = 'LEASE_LOST';
+export const COORDINATOR_UNAVAILABLE_CODE = 'COORDINATOR_UNAVAILABLE';
+
+function hasCode(error: unknown, code: string): boolean {
+  return typeof error === 'object' && error !== null && 'code' in error && error.code === code;
+}
+
+/** Default predicate: the coordinator said the lease is gone or our fencing token is stale (409/404). */
+export function isLeaseLostError(error: unknown): boolean {
+  return hasCode(error, LEASE_LOST_CODE);
+}
+
+export function isCoordinatorUnavailableError(error: unknown): boolean {
+  return hasCode(error, COORDINATOR_UNAVAILABLE_CODE);
+}
+
+export interface LeaseKeeperDeps {
+  coordinator: CoordinatorClient;
+  clock: Clock;
+  random: RandomSource;
+  logger: Logger;
+  isLeaseLost: (error: unknown) => boolean;
+}
+
+/**
+ * A granted lease while the agent works under it. It renews in the background every ttlMs/3;
+ * a renew the coordinator refuses (lease lost) ends it at once, and transient failures are retried
+ * with backoff until the lease's local expiry. Expiry is measured on the agent's own clock from
+ * when the request that granted (or last renewed) the lease was SENT, so clock skew with the
+ * coordinator never makes the agent believe it holds a lease longer than the coordinator does.
+ */
+export class HeldLease {
+  readonly leaseId: string;
+  readonly fencingToken: number;
+  readonly ttlMs: number;
+  private expiresAtLocalMs: number;
+  private lostReasonValue: string | undefined;
+  private confirmedByCoordinator = false;
+  private readonly stopController = new AbortController();
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    readonly grant: LeaseGrant,
+    requestedAtMs: number,
+    private readonly deps: LeaseKeeperDeps,
+    private readonly onLost: (reason: string) => void,
+  ) {
+    this.leaseId = grant.leaseId;
+    this.fencingToken = grant.fencingToken;
+    this.ttlMs = grant.ttlMs;
+    this.expiresAtLocalMs = requestedAtMs + grant.ttlMs;
+  }
+
+  get expiresAtMs(): number {
+    return this.expiresAtLocalMs;
+  }
+
+  /** Why the lease is no longer held, or undefined while it is. */
+  get lostReason(): string | undefined {
+    return this.lostReasonValue;
+  }
+
+  /** True when the coordinator itself said the lease is gone (a release would be refused). */
+  get lostByCoordinator(): boolean {
+    return this.confirmedByCoordinator;
+  }
+
+  /** Held: not reported lost and not past its local expiry (checked against the clock now). */
+  isHeld(): boolean {
+    if (this.lostReasonValue !== undefined) return false;
+    if (this.deps.clock.nowMs() >= this.expiresAtLocalMs) {
+      this.markLost(`lease ${this.leaseId} expired (no successful renew within ${this.ttlMs} ms)`, false);
+      return false;
+    }
+    return true;
+  }
+
+  startRenewing(): void {
+    this.loop ??= this.renewLoop();
+  }
+
+  /** Stops renewing (an in-flight renew is aborted) and waits for the loop to end. */
+  async stop(): Promise<void> {
+    if (!this.stopController.signal.aborted) this.stopController.abort(new Error('lease no longer needed'));
+    await this.loop;
+  }
+
+  markLost(reason: string, byCoordinator: boolean): void {
+    if (this.lostReasonValue !== undefined) return;
+    this.lostReasonValue = reason;
+    this.confirmedByCoordinator = byCoordinator;
+    this.onLost(reason);
+  }
+
+  private async renewLoop(): Promise<void> {
+    const { clock, coordinator, logger } = this.deps;
+    const stop = this.stopController.signal;
+    const retryPolicy: BackoffPolicy = {
+      initialDelayMs: Math.max(1, Math.min(1_000, Math.floor(this.ttlMs / 10))),
+      maxDelayMs: Math.max(1, Math.floor(this.ttlMs / 3)),
+      multiplier: 2,
+    };
+    let failures = 0;
+    for (;;) {
+      const delayMs =
+        failures === 0 ? Math.floor(this.ttlMs / 3) : backoffDelayMs(failures - 1, this.deps.random, retryPolicy);
+      const wakeMs = Math.min(clock.nowMs() + delayMs, this.expiresAtLocalMs);
+      try {
+        await clock.sleep(Math.max(0, wakeMs - clock.nowMs()), stop);
+      } catch {
+        return;
+      }
+      if (stop.aborted || !this.isHeld()) return;
+      const sentAtMs = clock.nowMs();
+      try {
+        const renewed = await coordinator.renew(this.leaseId, this.fencingToken, stop);
+        if (stop.aborted) return;
+        this.expiresAtLocalMs = Math.max(this.expiresAtLocalMs, sentAtMs + renewed.ttlMs);
+        failures = 0;
+      } catch (error) {
+        if (stop.aborted) return;
+        if (this.deps.isLeaseLost(error)) {
+          logger.warn({ err: error, leaseId: this.leaseId }, 'the coordinator says the lease is lost');
+          this.markLost(`lease ${this.leaseId} lost: the coordinator refused the renew`, true);
+          return;
+        }
+        failures += 1;
+        logger.warn(
+          { err: error, leaseId: this.leaseId, failures, expiresInMs: this.expiresAtLocalMs - clock.nowMs() },
+          'lease renew failed; retrying until it expires',
+        );
+      }
+    }
+  }
+}

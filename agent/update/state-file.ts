@@ -1,0 +1,196 @@
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { digestSchema, fencingTokenSchema, leaseIdSchema, updateStepSchema } from '../../shared/api/v1.js';
+import type { Logger } from '../../shared/logger.js';
+
+/**
+ * The update journal: what an agent writes down BEFORE each destructive step of an update, so
+ * that a crash (kill -9, power loss) at any point can be reconciled at the next start (I5).
+ */
+
+export const journalEntrySchema = z.object({
+  /** The service's container name. */
+  service: z.string().min(1),
+  group: z.string().min(1),
+  /** The digest the update installs, and its `repo@sha256:...` reference. */
+  targetDigest: digestSchema,
+  targetImage: z.string().min(1),
+  /** The digest the container ran before the update; null when Docker could not tell. */
+  previousDigest: z.string().nullable(),
+  /** Id of the container that served before the update (it keeps its id across the rename). */
+  previousContainerId: z.string().min(1),
+  /** Name the previous container is renamed to while the new one runs: `<name>-baton-old`. */
+  oldContainerName: z.string().min(1),
+  leaseId: leaseIdSchema,
+  fencingToken: fencingTokenSchema,
+  /** The step about to run (or running) when the entry was written. */
+  step: updateStepSchema,
+  startedAtMs: z.number().int(),
+  updatedAtMs: z.number().int(),
+  /**
+   * Set when the step is `rollback` because the NEW image failed (health, create, start): reconcile
+   * then releases the lease as `failed` with this message so the rollout still halts (I3).
+   */
+  failureReason: z.string().max(2_000).optional(),
+});
+export type JournalEntry = z.infer<typeof journalEntrySchema>;
+
+export interface UpdateJournal {
+  /** The entry for this service, or undefined when none (or when the stored one is unreadable). */
+  read(service: string): Promise<JournalEntry | undefined>;
+  /** Replaces the entry durably: when this resolves, the entry survives a crash. Rejects on I/O errors. */
+  write(service: string, entry: JournalEntry): Promise<void>;
+  /** Removes the entry; absent is fine. */
+  clear(service: string): Promise<void>;
+}
+
+/** Container names are safe file names; anything else is refused rather than joined into a path. */
+const serviceFileName = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+
+function fileNameFor(service: string): string {
+  if (!serviceFileName.test(service)) throw new RangeError(`not a valid service name for a journal: ${service}`);
+  return `update-${service}.json`;
+}
+
+function errorCode(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string'
+    ? error.code
+    : undefined;
+}
+
+/**
+ * One JSON file per service under `stateDir`, replaced atomically (temp file, fsync, rename,
+ * fsync of the directory). An unreadable or invalid file is logged and treated as absent: the
+ * agent never crashes over its own state file, and reconcile then works from the containers.
+ */
+export class FileUpdateJournal implements UpdateJournal {
+  constructor(
+    private readonly stateDir: string,
+    private readonly logger: Logger,
+  ) {}
+
+  pathFor(service: string): string {
+    return join(this.stateDir, fileNameFor(service));
+  }
+
+  async read(service: string): Promise<JournalEntry | undefined> {
+    const file = this.pathFor(service);
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT') return undefined;
+      this.logger.error({ err: error, file, service }, 'cannot read the update journal; treating it as absent');
+      return undefined;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (error) {
+      this.logger.error({ err: error, file, service }, 'update journal is not valid JSON; treating it as absent');
+      return undefined;
+    }
+    const parsed = journalEntrySchema.safeParse(json);
+    if (!parsed.success) {
+      this.logger.error(
+        { file, service, problems: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`) },
+        'update journal is invalid; treating it as absent',
+      );
+      return undefined;
+    }
+    if (parsed.data.service !== service) {
+      this.logger.error({ file, service, found: parsed.data.service }, 'update journal names another service; ignoring it');
+      return undefined;
+    }
+    return parsed.data;
+  }
+
+  async write(service: string, entry: JournalEntry): Promise<void> {
+    const valid = journalEntrySchema.parse(entry);
+    const file = this.pathFor(service);
+    await mkdir(this.stateDir, { recursive: true, mode: 0o700 });
+    const temp = `${file}.${process.pid}.tmp`;
+    try {
+      const handle = await open(temp, 'w', 0o600);
+      try {
+        await handle.writeFile(`${JSON.stringify(valid, null, 2)}\n`, 'utf8');
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, file);
+    } catch (error) {
+      await unlink(temp).catch(() => undefined);
+      throw error;
+    }
+    await this.syncDirectory();
+  }
+
+  async clear(service: string): Promise<void> {
+    try {
+      await unlink(this.pathFor(service));
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT') return;
+      throw error;
+    }
+    await this.syncDirectory();
+  }
+
+  /** Makes a rename or unlink durable. Some file systems refuse fsync on a directory; that is not fatal. */
+  private async syncDirectory(): Promise<void> {
+    let handle;
+    try {
+      handle = await open(this.stateDir, 'r');
+      await handle.sync();
+    } catch (error) {
+      this.logger.debug({ err: error, dir: this.stateDir }, 'fsync of the state directory failed');
+    } finally {
+      await handle?.close();
+    }
+  }
+}
+
+/** The journal in memory, for tests: entries are copied in and out, and writes can be made to fail. */
+export class MemoryUpdateJournal implements UpdateJournal {
+  private readonly entries = new Map<string, JournalEntry>();
+  /** Every write and clear, in order. */
+  readonly history: Array<{ op: 'write' | 'clear'; service: string; entry?: JournalEntry }> = [];
+  /** When set, the next write rejects with this error (then it is cleared). */
+  failNextWrite: Error | undefined;
+  /** Called after every write or clear (crash tests snapshot here). */
+  onChange: ((op: 'write' | 'clear', service: string) => void) | undefined;
+
+  constructor(initial: Iterable<JournalEntry> = []) {
+    for (const entry of initial) this.entries.set(entry.service, structuredClone(entry));
+  }
+
+  read(service: string): Promise<JournalEntry | undefined> {
+    const entry = this.entries.get(service);
+    return Promise.resolve(entry === undefined ? undefined : structuredClone(entry));
+  }
+
+  write(service: string, entry: JournalEntry): Promise<void> {
+    if (this.failNextWrite) {
+      const error = this.failNextWrite;
+      this.failNextWrite = undefined;
+      return Promise.reject(error);
+    }
+    const valid = journalEntrySchema.parse(entry);
+    this.entries.set(service, structuredClone(valid));
+    this.history.push({ op: 'write', service, entry: structuredClone(valid) });
+    this.onChange?.('write', service);
+    return Promise.resolve();
+  }
+
+  clear(service: string): Promise<void> {
+    this.entries.delete(service);
+    this.history.push({ op: 'clear', service });
+    this.onChange?.('clear', service);
+    return Promise.resolve();
+  }
+
+  snapshot(): JournalEntry[] {
+    return [...this.entries.values()].map((e) => structuredClone(e));
+  }
+}
