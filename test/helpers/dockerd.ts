@@ -24,23 +24,26 @@
  *                       <exec-root>/containerd/containerd.sock) unless --containerd is given or a
  *                       system containerd answers at /run/containerd/containerd.sock, in which case
  *                       it would share that one: unique namespaces keep engines apart even then.
- *   --shutdown-timeout=2   on SIGTERM dockerd stops running containers, waiting this long before
- *                       SIGKILL (default 15 s would make every teardown slow).
+ *   --shutdown-timeout=2   bounds dockerd's own wait for containers at shutdown (default 15 s);
+ *                       each container still gets its StopTimeout (default 10 s), which is why
+ *                       teardown SIGKILLs container processes itself (below).
  *   --ip=<hostAddress>  default host IP for published ports, for the simulated host's 127.0.0.x.
  *   --insecure-registry  only needed for non-loopback registries: 127.0.0.0/8 is insecure by default.
  *   --userland-proxy=false   no docker-proxy processes (no bridge network to proxy for anyway).
  * Nothing else is needed for containers to start here: default seccomp and cgroup v1 work.
  *
- * Teardown: SIGTERM dockerd (it stops containers and its containerd), SIGKILL after a timeout,
- * then a sweep script kills whatever is left (processes whose command line names the engine's
- * root: containerd, shims; processes in the engine's cgroups: containers), removes the cgroups,
- * unmounts everything under the root (deepest first: `<exec-root>/netns/default`, overlay mounts,
- * the data root's own private bind mount) and removes the folder. A detached watchdog runs the
- * same sweep when the test process dies without calling stop() (crash, SIGKILL, forgotten stop).
+ * Teardown (a shell sweep, ~1-2 s): SIGTERM dockerd and meanwhile SIGKILL the processes in the
+ * engine's cgroups (the containers: a shutting-down dockerd restarts none, and need not wait their
+ * stop timeouts); SIGKILL dockerd after 15 s; kill leftovers whose command line names the engine's
+ * root or id (containerd, shims: after a SIGKILL of dockerd they survive it); remove the cgroups;
+ * unmount everything under the root, deepest first (`<exec-root>/netns/default`, overlay mounts,
+ * the data root's own private bind mount); remove the folder. A detached watchdog runs the same
+ * sweep when the test process dies without calling stop() (crash, SIGKILL, forgotten stop), about
+ * a second after it is gone.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { basename, join } from 'node:path';
 
@@ -87,31 +90,33 @@ const running = new Set<TestDockerd>();
  */
 const sweepScript = String.raw`
 root="$1"; id="$2"; dpid="$3"
-if [ -n "$dpid" ] && kill -0 "$dpid" 2>/dev/null; then
-  kill -TERM "$dpid" 2>/dev/null
-  i=0
-  while kill -0 "$dpid" 2>/dev/null && [ $i -lt 75 ]; do sleep 0.2; i=$((i+1)); done
-  kill -KILL "$dpid" 2>/dev/null
-fi
-# dockerd, containerd and shims name the root or the id on their command line.
-for f in $(grep -lasF -e "$root" -e "$id" /proc/[0-9]*/cmdline); do
-  p="\${f#/proc/}"; p="\${p%/cmdline}"
-  [ "$p" = "$$" ] || [ "$p" = "$PPID" ] || kill -KILL "$p" 2>/dev/null
-done
-# Container processes live in the engine's cgroup parent.
-for pass in 1 2 3; do
+kill_containers() {
   for d in /sys/fs/cgroup/*/"$id" /sys/fs/cgroup/"$id"; do
     [ -d "$d" ] || continue
     for p in $(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
   done
-  sleep 0.1
+}
+# dockerd: SIGTERM (while shutting down it restarts nothing) and kill the container processes
+# meanwhile, so that it need not wait their stop timeouts; SIGKILL after 15 s.
+# Only a positive pid whose command line names our root (never -1, never a reused pid).
+case "$dpid" in ''|*[!0-9]*|0) dpid='' ;; esac
+if [ -n "$dpid" ] && grep -qsF "$root" "/proc/$dpid/cmdline"; then
+  kill -TERM "$dpid" 2>/dev/null
+  i=0
+  while kill -0 "$dpid" 2>/dev/null && [ $i -lt 75 ]; do kill_containers; sleep 0.2; i=$((i+1)); done
+  kill -KILL "$dpid" 2>/dev/null
+fi
+# Leftovers (after a SIGKILL): containerd and shims name the root or the id on their command line.
+for p in $(grep -lasF -e "$root" -e "$id" /proc/[0-9]*/cmdline | cut -d/ -f3); do
+  [ "$p" = "$$" ] || [ "$p" = "$PPID" ] || kill -KILL "$p" 2>/dev/null
 done
+for pass in 1 2 3; do kill_containers; sleep 0.1; done
 for d in /sys/fs/cgroup/*/"$id" /sys/fs/cgroup/"$id"; do
   [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
 done
 # Unmount everything under the root, deepest first (netns/default, overlays, the data root).
 for pass in 1 2 3; do
-  mounts=$(awk -v r="$root" 'index($2, r) == 1 { print $2 }' /proc/mounts | sort -r)
+  mounts=$(awk -v r="$root/" 'index($2 "/", r) == 1 { print $2 }' /proc/mounts | sort -r)
   [ -z "$mounts" ] && break
   for m in $mounts; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
 done
@@ -184,7 +189,7 @@ export async function startDockerd(options: StartDockerdOptions): Promise<TestDo
   });
   const pid = child.pid ?? -1;
 
-  const watchdog = spawn('/bin/sh', ['-c', watchdogScript, sweepScript, String(process.pid), root, id, String(pid)], {
+  const watchdog = spawn('/bin/sh', ['-c', watchdogScript, sweepScript, String(process.pid), root, id, pid > 0 ? String(pid) : ''], {
     stdio: 'ignore',
     detached: true,
   });
@@ -212,24 +217,8 @@ export async function startDockerd(options: StartDockerdOptions): Promise<TestDo
       stopping ??= (async () => {
         running.delete(engine);
         killGroup(watchdog.pid, 'SIGKILL');
-        if (child.exitCode === null && child.signalCode === null && pid > 0) {
-          try {
-            process.kill(pid, 'SIGTERM');
-          } catch {
-            // already gone
-          }
-          const graceMs = ((options.shutdownTimeoutSeconds ?? 2) + 13) * 1000;
-          const result = await Promise.race([exited, delay(graceMs).then(() => 'timeout' as const)]);
-          if (result === 'timeout') {
-            try {
-              process.kill(pid, 'SIGKILL');
-            } catch {
-              // already gone
-            }
-            await Promise.race([exited, delay(5_000)]);
-          }
-        }
-        await runSweep(root, id, '');
+        const alive = child.exitCode === null && child.signalCode === null && pid > 0;
+        await runSweep(root, id, alive ? String(pid) : '');
       })();
       return stopping;
     },
@@ -279,11 +268,11 @@ export function pingDocker(socketPath: string, timeoutMs = 2_000): Promise<boole
 }
 
 async function waitForPing(socketPath: string, timeoutMs: number, exited: Promise<number | null>): Promise<void> {
-  let gone: number | null | undefined;
-  void exited.then((code) => (gone = code));
+  const state: { exitCode?: number | null } = {};
+  void exited.then((code) => (state.exitCode = code));
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
-    if (gone !== undefined) throw new Error(`dockerd exited (code ${String(gone)}) before answering /_ping`);
+    if ('exitCode' in state) throw new Error(`dockerd exited (code ${String(state.exitCode)}) before answering /_ping`);
     if (await pingDocker(socketPath, 1_000)) return;
     await delay(100);
   }
@@ -320,16 +309,5 @@ function withSbin(path: string | undefined): string {
 }
 
 function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
-
-/** Reads a pid file dockerd wrote (exposed for tests that kill -9 an engine on purpose). */
-export async function readDockerdPid(engine: TestDockerd): Promise<number | undefined> {
-  try {
-    const text = await readFile(join(engine.root, 'docker.pid'), 'utf8');
-    const pid = Number.parseInt(text.trim(), 10);
-    return Number.isFinite(pid) ? pid : undefined;
-  } catch {
-    return undefined;
-  }
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
