@@ -17,6 +17,10 @@ async function main(argv: string[]): Promise<number> {
       const { runCoordinator } = await import('../coordinator/main.js');
       return runCoordinator(rest, process.env);
     }
+    case 'agent': {
+      const { runAgent } = await import('../agent/main.js');
+      return runAgent(rest, process.env);
+    }
     case 'version':
     case '--version': {
       const { batonVersion } = await import('../shared/version.js');

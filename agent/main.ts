@@ -1,0 +1,148 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { systemClock } from '../shared/clock.js';
+import { agentConfigSchema, agentEnvironmentOverrides, type AgentConfig } from '../shared/config/agent.js';
+import { applyEnvironmentOverrides, readConfigDocument, validateConfig } from '../shared/config/load.js';
+import { ConfigError, ExitCode } from '../shared/errors.js';
+import { createLogger } from '../shared/logger.js';
+import { systemRandom } from '../shared/random.js';
+import { batonVersion } from '../shared/version.js';
+import { Agent } from './agent.js';
+import { createCoordinatorClient } from './coordinator/client.js';
+import { createDockerRuntime } from './docker/runtime.js';
+import { createHttpHealthProbe } from './health/http-probe.js';
+import { createShellHookRunner } from './hooks/shell.js';
+import { createReadinessServer } from './readiness/server.js';
+import { createRegistryClient } from './registry/client.js';
+import { loadCredentialStore, type CredentialStore } from './registry/credentials.js';
+import { ociPlatform } from './registry/platform.js';
+import { parseImageReference } from './registry/reference.js';
+import { FileUpdateJournal } from './update/state-file.js';
+
+const usage = `usage: baton agent --config FILE
+
+Runs the agent on a Docker host: keeps the declared services running and rolls them
+to new image digests one lease at a time. Settings come from FILE (YAML or JSON) and
+BATON_* environment variables.`;
+
+/** Reads the config: file, environment overrides, host-name defaults, then validation. */
+export function loadAgentConfig(path: string | undefined, environment: NodeJS.ProcessEnv): AgentConfig {
+  const merged = applyEnvironmentOverrides(readConfigDocument(path), environment, agentEnvironmentOverrides) as Record<string, unknown>;
+  merged.nodeId ??= hostname();
+  merged.host ??= hostname();
+  return validateConfig(agentConfigSchema, merged, path ?? 'environment');
+}
+
+function readSecretFile(path: string, field: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch (error) {
+    throw new ConfigError(path, [{ path: field, message: `cannot read: ${(error as Error).message}` }]);
+  }
+}
+
+export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): Promise<number> {
+  let configPath: string | undefined;
+  try {
+    const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+    if (values.help) {
+      process.stdout.write(`${usage}\n`);
+      return ExitCode.ok;
+    }
+    configPath = values.config;
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n${usage}\n`);
+    return ExitCode.usage;
+  }
+
+  let config: AgentConfig;
+  let token: string | undefined;
+  let credentials: CredentialStore;
+  try {
+    config = loadAgentConfig(configPath, environment);
+    token = config.coordinator.token ?? (config.coordinator.tokenFile ? readSecretFile(config.coordinator.tokenFile, 'coordinator.tokenFile') : undefined);
+    credentials = await loadCredentialStore({
+      ...(config.registry.dockerConfigPath !== undefined ? { dockerConfigPath: config.registry.dockerConfigPath } : {}),
+      ...(config.registry.username !== undefined ? { username: config.registry.username } : {}),
+      ...(config.registry.passwordFile !== undefined ? { passwordFile: config.registry.passwordFile } : {}),
+      // A username and password go only to the registries the services' images live in.
+      registries: config.services.map((service) => parseImageReference(service.image).registry),
+    });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`baton agent: ${error.message}\n`);
+      return ExitCode.config;
+    }
+    throw error;
+  }
+
+  const logger = createLogger({ name: 'agent', level: config.logLevel }).child({ node: config.nodeId });
+  const clock = systemClock;
+  const registry = createRegistryClient({
+    timeoutMs: config.registry.requestTimeoutMs,
+    credentials,
+    platform: ociPlatform(process.platform, process.arch),
+    insecureRegistries: config.registry.insecureRegistries,
+    logger,
+    clock,
+  });
+  const runtime = createDockerRuntime({
+    socketPath: config.docker.socketPath,
+    timeoutMs: config.docker.requestTimeoutMs,
+    logger,
+    authconfig: (imageByDigest) => {
+      const registryHost = parseImageReference(imageByDigest).registry;
+      const found = credentials.lookup(registryHost);
+      return found ? { username: found.username, password: found.password, serveraddress: registryHost } : undefined;
+    },
+  });
+  const readiness = createReadinessServer({
+    listen: config.readiness.listen,
+    logger,
+    services: config.services.map((service) => service.containerName),
+  });
+  const coordinator = createCoordinatorClient({
+    urls: config.coordinator.urls,
+    ...(token !== undefined ? { token } : {}),
+    timeoutMs: config.coordinator.requestTimeoutMs,
+    logger,
+  });
+  const agent = new Agent({
+    config,
+    runtime,
+    registry,
+    coordinator,
+    readiness,
+    healthProbe: createHttpHealthProbe(),
+    hooks: createShellHookRunner({ logger, baseEnvironment: { PATH: environment.PATH ?? '/usr/bin:/bin' } }),
+    journal: new FileUpdateJournal(config.stateDir, logger),
+    clock,
+    random: systemRandom,
+    logger,
+    agentVersion: batonVersion,
+  });
+
+  const bound = await readiness.start();
+  logger.info({ readiness: `${bound.address}:${bound.port}`, services: config.services.length, version: batonVersion }, 'agent starting');
+  await agent.start();
+  logger.info('agent running');
+
+  return new Promise<number>((resolveExit) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'agent stopping: finishing or rolling back the step in flight');
+      void (async () => {
+        await agent.stop();
+        await readiness.stop();
+        await registry.close();
+        logger.info('agent stopped');
+        resolveExit(ExitCode.ok);
+      })();
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}
