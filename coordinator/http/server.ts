@@ -52,8 +52,6 @@ const eventsQuerySchema = z.strictObject({
 
 const forgetQuerySchema = z.strictObject({ group: groupNameSchema.optional() });
 
-const emptyBodySchema = z.union([z.undefined(), z.null()]).transform(() => ({}));
-
 function sendError(reply: FastifyReply, status: number, body: ErrorResponse): FastifyReply {
   return reply.code(status).send(body);
 }
@@ -139,8 +137,9 @@ export function createHttpServer(options: HttpServerOptions) {
   for (const action of ['pause', 'resume', 'abort'] as const) {
     app.post(`/v1/groups/:group/${action}`, { onRequest: guard('admin') }, async (request) => {
       const { group } = parse(z.object({ group: groupNameSchema }), request.params, 'path');
-      const body = parse(groupActionRequestSchema.or(emptyBodySchema), request.body, 'body');
-      return service.groupAction(group, action, 'reason' in body ? body.reason : undefined);
+      // The body is optional here: a bare POST pauses without a reason.
+      const body = parse(groupActionRequestSchema, request.body ?? {}, 'body');
+      return service.groupAction(group, action, body.reason);
     });
   }
 
@@ -160,6 +159,9 @@ export function createHttpServer(options: HttpServerOptions) {
     });
     return { events: query.afterSeq === undefined ? events.reverse() : events };
   });
+
+  // JSON only: anything else is 415 rather than a string that fails validation.
+  app.removeContentTypeParser('text/plain');
 
   // The distribution registry posts notifications as application/vnd.docker.distribution.events.v1+json.
   app.addContentTypeParser(
