@@ -1,4 +1,4 @@
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
   groupActionRequestSchema,
@@ -61,7 +61,8 @@ export function createHttpServer(options: HttpServerOptions) {
   const { service } = options;
   const app = Fastify({
     loggerInstance: options.logger.child({ component: 'http' }),
-    disableRequestLogging: true,
+    // One line per state change comes from the service; per-request lines would drown them.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimitBytes,
     return503OnClosing: true,
   });
