@@ -1,0 +1,193 @@
+import type { Database } from 'better-sqlite3';
+import { BatonError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+
+/**
+ * The SQLite schema, as an ordered list of migrations. A released migration never changes:
+ * databases in the field have already run it. Change the schema by appending a migration.
+ * Enum values are spelled out rather than generated from the zod schemas for the same
+ * reason; sqlite.test.ts fails when an enum gains a value the CHECK constraints refuse.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+const initialSchema = `
+CREATE TABLE groups (
+  name               TEXT    NOT NULL PRIMARY KEY,
+  paused             INTEGER NOT NULL CHECK (paused IN (0, 1)),
+  last_fencing_token INTEGER NOT NULL CHECK (last_fencing_token >= 0),
+  version            INTEGER NOT NULL CHECK (version >= 1)
+) STRICT;
+
+-- A fencing token that went backwards would let a stale lease holder pass for a current one.
+CREATE TRIGGER groups_fencing_token_never_decreases
+BEFORE UPDATE OF last_fencing_token ON groups
+WHEN NEW.last_fencing_token < OLD.last_fencing_token
+BEGIN
+  SELECT RAISE(ABORT, 'groups.last_fencing_token must never decrease');
+END;
+
+-- Foreign keys are deferred so that the changes of one batch may come in any order.
+CREATE TABLE nodes (
+  group_name        TEXT    NOT NULL REFERENCES groups (name) DEFERRABLE INITIALLY DEFERRED,
+  node_id           TEXT    NOT NULL,
+  host              TEXT    NOT NULL,
+  image             TEXT    NOT NULL,
+  current_digest    TEXT,
+  health            TEXT    NOT NULL
+    CHECK (health IN ('healthy', 'unhealthy', 'starting', 'draining', 'stopped', 'unknown')),
+  step              TEXT    NOT NULL
+    CHECK (step IN ('idle', 'poll', 'compare', 'pull', 'lease', 'drain', 'stop', 'start', 'health',
+                    'success', 'rollback', 'reconcile')),
+  agent_version     TEXT    NOT NULL,
+  last_heartbeat_ms INTEGER NOT NULL,
+  joined_at_ms      INTEGER NOT NULL,
+  PRIMARY KEY (group_name, node_id)
+) STRICT;
+
+CREATE TABLE rollouts (
+  rollout_id        TEXT    NOT NULL PRIMARY KEY,
+  group_name        TEXT    NOT NULL REFERENCES groups (name) DEFERRABLE INITIALLY DEFERRED,
+  target_digest     TEXT    NOT NULL,
+  image             TEXT,
+  state             TEXT    NOT NULL
+    CHECK (state IN ('in-progress', 'completed', 'halted', 'paused', 'aborted', 'superseded')),
+  opened_at_ms      INTEGER NOT NULL,
+  ended_at_ms       INTEGER,
+  halted_by_node_id TEXT,
+  halt_reason       TEXT,
+  UNIQUE (group_name, target_digest)
+) STRICT;
+
+CREATE TABLE leases (
+  lease_id      TEXT    NOT NULL PRIMARY KEY,
+  group_name    TEXT    NOT NULL REFERENCES groups (name) DEFERRABLE INITIALLY DEFERRED,
+  node_id       TEXT    NOT NULL,
+  rollout_id    TEXT    NOT NULL REFERENCES rollouts (rollout_id) DEFERRABLE INITIALLY DEFERRED,
+  target_digest TEXT    NOT NULL,
+  fencing_token INTEGER NOT NULL CHECK (fencing_token > 0),
+  granted_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  ended_at_ms   INTEGER,
+  ended_as      TEXT
+    CHECK (ended_as IN ('updated', 'failed', 'abandoned', 'expired', 'forgotten')),
+  CHECK ((ended_at_ms IS NULL) = (ended_as IS NULL)),
+  UNIQUE (group_name, fencing_token)
+) STRICT;
+
+CREATE INDEX leases_active_by_group ON leases (group_name) WHERE ended_at_ms IS NULL;
+
+-- No CHECK on type: event types will grow, and this table can never be rebuilt cheaply.
+CREATE TABLE events (
+  seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+  at_ms         INTEGER NOT NULL,
+  type          TEXT    NOT NULL CHECK (type <> ''),
+  group_name    TEXT    NOT NULL,
+  node_id       TEXT,
+  digest        TEXT,
+  lease_id      TEXT,
+  fencing_token INTEGER,
+  reason        TEXT,
+  outcome       TEXT,
+  message       TEXT
+) STRICT;
+
+CREATE INDEX events_by_group ON events (group_name, seq);
+
+CREATE TRIGGER events_are_append_only_update BEFORE UPDATE ON events
+BEGIN
+  SELECT RAISE(ABORT, 'events are append-only');
+END;
+
+CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
+BEGIN
+  SELECT RAISE(ABORT, 'events are append-only');
+END;
+`;
+
+export const migrations: readonly Migration[] = [{ version: 1, name: 'initial schema', sql: initialSchema }];
+
+/** The database was written by a newer Baton; opening it could corrupt what this code does not know. */
+export class SchemaTooNewError extends BatonError {
+  constructor(
+    readonly path: string,
+    readonly databaseVersion: number,
+    readonly knownVersion: number,
+  ) {
+    super(
+      'STORE_SCHEMA_TOO_NEW',
+      `database ${path} has schema version ${databaseVersion}, but this Baton knows versions up to ` +
+        `${knownVersion}: upgrade Baton, or restore a backup taken before the upgrade`,
+    );
+  }
+}
+
+export interface MigrationResult {
+  fromVersion: number;
+  toVersion: number;
+  applied: Migration[];
+}
+
+const createMigrationsTable = `
+CREATE TABLE IF NOT EXISTS schema_migrations (
+  version    INTEGER NOT NULL PRIMARY KEY,
+  name       TEXT    NOT NULL,
+  applied_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+) STRICT;
+`;
+
+/** The highest migration version applied to the database; 0 for a new database. */
+export function schemaVersion(db: Database): number {
+  const row = db.prepare<[], { version: number | null }>('SELECT max(version) AS version FROM schema_migrations').get();
+  return row?.version ?? 0;
+}
+
+export function latestVersion(list: readonly Migration[]): number {
+  return list.at(-1)?.version ?? 0;
+}
+
+function assertOrdered(list: readonly Migration[]): void {
+  list.forEach((migration, index) => {
+    const previous = index === 0 ? 0 : (list[index - 1]?.version ?? 0);
+    if (!Number.isInteger(migration.version) || migration.version <= previous) {
+      throw new Error(`migration "${migration.name}" has version ${migration.version}, not above ${previous}`);
+    }
+  });
+}
+
+function assertNotTooNew(db: Database, known: number): void {
+  const current = schemaVersion(db);
+  if (current > known) throw new SchemaTooNewError(db.name, current, known);
+}
+
+/**
+ * Brings the database up to the latest migration, each in its own IMMEDIATE transaction.
+ * The version is re-read inside every transaction, so two processes opening the same
+ * database at once apply each migration exactly once.
+ */
+export function migrate(db: Database, list: readonly Migration[] = migrations, logger?: Logger): MigrationResult {
+  assertOrdered(list);
+  const known = latestVersion(list);
+  db.exec(createMigrationsTable);
+  const fromVersion = schemaVersion(db);
+  assertNotTooNew(db, known);
+  const record = db.prepare('INSERT INTO schema_migrations (version, name) VALUES (?, ?)');
+  const applied: Migration[] = [];
+  for (const migration of list) {
+    const apply = db.transaction(() => {
+      assertNotTooNew(db, known);
+      if (schemaVersion(db) >= migration.version) return false;
+      db.exec(migration.sql);
+      record.run(migration.version, migration.name);
+      return true;
+    });
+    if (apply.immediate()) {
+      applied.push(migration);
+      logger?.info({ version: migration.version, migration: migration.name }, 'applied store migration');
+    }
+  }
+  return { fromVersion, toVersion: schemaVersion(db), applied };
+}

@@ -1,0 +1,123 @@
+import type { Database } from 'better-sqlite3';
+import type {
+  EventRow,
+  GroupRow,
+  HeartbeatRow,
+  LeaseRow,
+  NewEventRow,
+  NodeRow,
+  RolloutRow,
+} from './sqlite-rows.js';
+
+const nodeSoftColumns = `
+  host = excluded.host,
+  image = excluded.image,
+  current_digest = excluded.current_digest,
+  health = excluded.health,
+  step = excluded.step,
+  agent_version = excluded.agent_version,
+  last_heartbeat_ms = excluded.last_heartbeat_ms`;
+
+interface EventFilter {
+  after: number;
+  limit: number;
+}
+
+function eventQuery(byGroup: boolean, order: 'ASC' | 'DESC'): string {
+  const groupClause = byGroup ? 'group_name = @group AND ' : '';
+  return `SELECT * FROM events WHERE ${groupClause}seq > @after ORDER BY seq ${order} LIMIT @limit`;
+}
+
+/** Every statement the store runs, prepared once when the store opens. */
+export function prepareStatements(db: Database) {
+  return {
+    groupVersion: db.prepare<[string], number>('SELECT version FROM groups WHERE name = ?').pluck(),
+    groupNames: db.prepare<[], string>('SELECT name FROM groups ORDER BY name').pluck(),
+    selectGroup: db.prepare<[string], GroupRow>('SELECT * FROM groups WHERE name = ?'),
+    selectNodes: db.prepare<[string], NodeRow>('SELECT * FROM nodes WHERE group_name = ? ORDER BY node_id'),
+    selectRollouts: db.prepare<[string], RolloutRow>(
+      'SELECT * FROM rollouts WHERE group_name = ? ORDER BY opened_at_ms, rowid',
+    ),
+    selectActiveLeases: db.prepare<[string], LeaseRow>(
+      'SELECT * FROM leases WHERE group_name = ? AND ended_at_ms IS NULL ORDER BY fencing_token',
+    ),
+    selectLease: db.prepare<[string], LeaseRow>('SELECT * FROM leases WHERE lease_id = ?'),
+
+    upsertGroup: db.prepare<GroupRow>(`
+      INSERT INTO groups (name, paused, last_fencing_token, version)
+      VALUES (@name, @paused, @last_fencing_token, @version)
+      ON CONFLICT (name) DO UPDATE SET
+        paused = excluded.paused,
+        last_fencing_token = excluded.last_fencing_token,
+        version = excluded.version`),
+    upsertNode: db.prepare<NodeRow>(`
+      INSERT INTO nodes (group_name, node_id, host, image, current_digest, health, step, agent_version,
+                         last_heartbeat_ms, joined_at_ms)
+      VALUES (@group_name, @node_id, @host, @image, @current_digest, @health, @step, @agent_version,
+              @last_heartbeat_ms, @joined_at_ms)
+      ON CONFLICT (group_name, node_id) DO UPDATE SET ${nodeSoftColumns},
+        joined_at_ms = excluded.joined_at_ms`),
+    upsertHeartbeat: db.prepare<NodeRow>(`
+      INSERT INTO nodes (group_name, node_id, host, image, current_digest, health, step, agent_version,
+                         last_heartbeat_ms, joined_at_ms)
+      VALUES (@group_name, @node_id, @host, @image, @current_digest, @health, @step, @agent_version,
+              @last_heartbeat_ms, @joined_at_ms)
+      ON CONFLICT (group_name, node_id) DO UPDATE SET ${nodeSoftColumns}`),
+    // UPDATE only: a heartbeat written after its node was forgotten must not bring it back.
+    updateHeartbeat: db.prepare<HeartbeatRow>(`
+      UPDATE nodes SET
+        host = @host, image = @image, current_digest = @current_digest, health = @health, step = @step,
+        agent_version = @agent_version, last_heartbeat_ms = @last_heartbeat_ms
+      WHERE group_name = @group_name AND node_id = @node_id`),
+    deleteNode: db.prepare<[string, string]>('DELETE FROM nodes WHERE group_name = ? AND node_id = ?'),
+    // The WHERE makes the upsert a no-op (0 changes) when the id belongs to another group.
+    upsertRollout: db.prepare<RolloutRow>(`
+      INSERT INTO rollouts (rollout_id, group_name, target_digest, image, state, opened_at_ms, ended_at_ms,
+                            halted_by_node_id, halt_reason)
+      VALUES (@rollout_id, @group_name, @target_digest, @image, @state, @opened_at_ms, @ended_at_ms,
+              @halted_by_node_id, @halt_reason)
+      ON CONFLICT (rollout_id) DO UPDATE SET
+        target_digest = excluded.target_digest,
+        image = excluded.image,
+        state = excluded.state,
+        opened_at_ms = excluded.opened_at_ms,
+        ended_at_ms = excluded.ended_at_ms,
+        halted_by_node_id = excluded.halted_by_node_id,
+        halt_reason = excluded.halt_reason
+      WHERE rollouts.group_name = excluded.group_name`),
+    upsertLease: db.prepare<LeaseRow>(`
+      INSERT INTO leases (lease_id, group_name, node_id, rollout_id, target_digest, fencing_token,
+                          granted_at_ms, expires_at_ms, ended_at_ms, ended_as)
+      VALUES (@lease_id, @group_name, @node_id, @rollout_id, @target_digest, @fencing_token,
+              @granted_at_ms, @expires_at_ms, @ended_at_ms, @ended_as)
+      ON CONFLICT (lease_id) DO UPDATE SET
+        node_id = excluded.node_id,
+        rollout_id = excluded.rollout_id,
+        target_digest = excluded.target_digest,
+        fencing_token = excluded.fencing_token,
+        granted_at_ms = excluded.granted_at_ms,
+        expires_at_ms = excluded.expires_at_ms,
+        ended_at_ms = excluded.ended_at_ms,
+        ended_as = excluded.ended_as
+      WHERE leases.group_name = excluded.group_name`),
+    insertEvent: db
+      .prepare<NewEventRow, number>(`
+        INSERT INTO events (at_ms, type, group_name, node_id, digest, lease_id, fencing_token, reason,
+                            outcome, message)
+        VALUES (@at_ms, @type, @group_name, @node_id, @digest, @lease_id, @fencing_token, @reason,
+                @outcome, @message)
+        RETURNING seq`)
+      .pluck(),
+
+    eventsOldestFirst: db.prepare<EventFilter, EventRow>(eventQuery(false, 'ASC')),
+    eventsNewestFirst: db.prepare<EventFilter, EventRow>(eventQuery(false, 'DESC')),
+    groupEventsOldestFirst: db.prepare<EventFilter & { group: string }, EventRow>(eventQuery(true, 'ASC')),
+    groupEventsNewestFirst: db.prepare<EventFilter & { group: string }, EventRow>(eventQuery(true, 'DESC')),
+
+    // Heartbeat batches may skip the fsync of their commit; see SqliteStore.saveHeartbeats.
+    relaxSync: db.prepare('PRAGMA synchronous = NORMAL'),
+    restoreSync: db.prepare('PRAGMA synchronous = FULL'),
+  };
+}
+
+export type Statements = ReturnType<typeof prepareStatements>;
