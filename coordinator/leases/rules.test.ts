@@ -969,11 +969,30 @@ describe('decideRelease', () => {
     const state = rollingOut('a');
     commit(state, expireLeases(state, T0 + 25_000));
     const ended = lease('l1', 'a', { endedAtMs: T0 + 25_000, endedAs: 'expired' });
-    expect(release(state, 'l1', { fencingToken: 1, outcome: 'failed' }, T0 + 26_000, ended)).toEqual({
+    expect(release(state, 'l1', { fencingToken: 1, outcome: 'updated' }, T0 + 26_000, ended)).toEqual({
       result: { kind: 'lease-ended', endedAs: 'expired', message: expect.any(String) },
       changes: [],
     });
     expect(state.rollouts[0]?.state).toBe('in-progress');
+  });
+
+  it('refuses a late failed release but still halts its digest, so no other node starts it (I3)', () => {
+    const state = rollingOut('a');
+    commit(state, expireLeases(state, T0 + 25_000));
+    const ended = lease('l1', 'a', { endedAtMs: T0 + 25_000, endedAs: 'expired' });
+    const decision = release(state, 'l1', { fencingToken: 1, outcome: 'failed', message: 'unhealthy' }, T0 + 26_000, ended);
+    expect(decision.result).toEqual({ kind: 'lease-ended', endedAs: 'expired', message: expect.any(String) });
+    expect(kinds(decision.changes)).toEqual(['put-rollout', 'event:halt']);
+    commit(state, decision);
+    expect(state.rollouts[0]?.state).toBe('halted');
+    expect(refused(acquire(state, 'b', NEW, { nowMs: T0 + 27_000 }).result).reason).toBe('halted');
+  });
+
+  it('ignores a late failed release with a stale token', () => {
+    const state = rollingOut('a');
+    commit(state, expireLeases(state, T0 + 25_000));
+    const ended = lease('l1', 'a', { endedAtMs: T0 + 25_000, endedAs: 'expired' });
+    expect(release(state, 'l1', { fencingToken: 7, outcome: 'failed' }, T0 + 26_000, ended).changes).toEqual([]);
   });
 });
 

@@ -593,7 +593,10 @@ export function decideRelease(
 ): Decision<ReleaseResult> {
   const draft = new Draft(state, nowMs);
   const found = liveLease(draft, leaseId, request.fencingToken, endedLease);
-  if ('problem' in found) return draft.decide(found.problem);
+  if ('problem' in found) {
+    haltOnLateFailure(draft, request, state.activeLeases.get(leaseId) ?? endedLease, found.problem);
+    return draft.decide(found.problem);
+  }
   const { lease } = found;
   endLease(draft, lease, request.outcome);
   draft.event('release', {
@@ -612,6 +615,21 @@ export function decideRelease(
     kind: 'released',
     response: { leaseId, outcome: request.outcome, rolloutState: rolloutById(draft.state, lease.rolloutId).state },
   });
+}
+
+/**
+ * A `failed` report that arrives after its lease ended is still refused, but the digest it
+ * names did fail its health checks: halting anyway keeps every other node off it (I3).
+ */
+function haltOnLateFailure(
+  draft: Draft,
+  request: ReleaseRequest,
+  lease: LeaseRecord | undefined,
+  problem: LeaseProblem,
+): void {
+  if (request.outcome !== 'failed' || problem.kind !== 'lease-ended') return;
+  if (lease === undefined || lease.fencingToken !== request.fencingToken) return;
+  haltRollout(draft, lease, `${request.message ?? 'health checks failed'} (reported after the lease ended)`);
 }
 
 function recordUpdatedNode(draft: Draft, lease: LeaseRecord): void {
