@@ -224,11 +224,21 @@ export class CoordinatorService {
 
   async status(): Promise<StatusResponse> {
     const nowMs = this.options.clock.nowMs();
-    const groups = [...this.groups.values()]
-      .sort((a, b) => a.group.name.localeCompare(b.group.name))
-      .map((state) => this.groupStatus(state, nowMs));
+    const groups = this.groupStatuses(nowMs);
     const events = await this.options.store.readEvents({ limit: this.recentEventCount, newestFirst: true });
     return { serverTimeMs: nowMs, groups, events };
+  }
+
+  /** Every group as GET /v1/status shows it, from the cache alone (for metrics scrapes). */
+  groupStatuses(nowMs: number = this.options.clock.nowMs()): StatusResponse['groups'] {
+    return [...this.groups.values()]
+      .sort((a, b) => a.group.name.localeCompare(b.group.name))
+      .map((state) => this.groupStatus(state, nowMs));
+  }
+
+  /** The clock every decision reads; figures and metrics measure time with it too. */
+  get clock(): Clock {
+    return this.options.clock;
   }
 
   readEvents(query: { afterSeq?: number; group?: string; limit: number; newestFirst?: boolean }): Promise<BatonEvent[]> {

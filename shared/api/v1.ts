@@ -286,6 +286,47 @@ export const statusResponseSchema = z.object({
 });
 export type StatusResponse = z.infer<typeof statusResponseSchema>;
 
+// ---- GET /v1/figures (deployment figures, computed from the event log)
+
+export const figuresResponseSchema = z.object({
+  serverTimeMs: z.number().int(),
+  /** Time of the oldest event the figures are computed from; null before any event. */
+  sinceMs: z.number().int().nullable(),
+  rollouts: z.object({
+    succeeded: z.number().int().nonnegative(),
+    failed: z.number().int().nonnegative(),
+    aborted: z.number().int().nonnegative(),
+    superseded: z.number().int().nonnegative(),
+    open: z.number().int().nonnegative(),
+    /** succeeded / (succeeded + failed + aborted); null while none of them has ended. */
+    successRate: z.number().min(0).max(1).nullable(),
+    /** Opened (or reopened) to completed, over the most recent completions. */
+    medianDurationMs: z.number().int().nonnegative().nullable(),
+  }),
+  /** From a node's grant to its `failed` release, over the most recent rollbacks. */
+  rollback: z.object({
+    count: z.number().int().nonnegative(),
+    lastMs: z.number().int().nonnegative().nullable(),
+    medianMs: z.number().int().nonnegative().nullable(),
+    maxMs: z.number().int().nonnegative().nullable(),
+  }),
+  updates: z.object({
+    lastHour: z.number().int().nonnegative(),
+    last24h: z.number().int().nonnegative(),
+    /** Nodes updated per hour while a rollout was open, over the most recent rollouts. */
+    perHourWhileRolling: z.number().nonnegative().nullable(),
+  }),
+});
+export type FiguresResponse = z.infer<typeof figuresResponseSchema>;
+
+// ---- GET /v1/events/stream (server-sent events)
+
+/** `event: snapshot`: the whole status and figures, sent on connect, after events (debounced) and periodically. */
+export const streamSnapshotSchema = z.object({ status: statusResponseSchema, figures: figuresResponseSchema });
+export type StreamSnapshot = z.infer<typeof streamSnapshotSchema>;
+/** `event: events`: events just committed, oldest first; the SSE id is the last one's seq. */
+export const streamEventsSchema = z.object({ events: z.array(eventSchema) });
+
 // ---- Errors (4xx/5xx bodies)
 
 export const errorCodeSchema = z.enum([
@@ -318,5 +359,9 @@ export const apiPaths = {
   groupAction: (group: string, action: 'pause' | 'resume' | 'abort') =>
     `/v1/groups/${encodeURIComponent(group)}/${action}`,
   registryEvents: '/v1/registry/events',
+  figures: '/v1/figures',
+  eventStream: '/v1/events/stream',
+  metrics: '/metrics',
+  statusPage: '/',
   healthz: '/healthz',
 } as const;

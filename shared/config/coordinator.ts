@@ -18,6 +18,39 @@ export const groupPolicySchema = z.strictObject({
   heartbeatMissLimitMs: z.number().int().min(1_000).max(3_600_000).optional(),
 });
 
+/** What a webhook can be told about; each maps to one event of the log (see coordinator/notifications). */
+export const notificationKindSchema = z.enum([
+  'rollout-started',
+  'node-updated',
+  'node-rolled-back',
+  'rollout-halted',
+  'rollout-completed',
+]);
+export type NotificationKind = z.infer<typeof notificationKindSchema>;
+
+export const webhookSchema = z.strictObject({
+  url: z
+    .string()
+    .url()
+    .refine((text) => /^https?:\/\//i.test(text), 'must be an http:// or https:// URL'),
+  /** Only these kinds; every kind when left out. */
+  events: z.array(notificationKindSchema).min(1).optional(),
+  /** Per attempt, until the response headers arrive. */
+  timeoutMs: z.number().int().min(100).max(120_000).default(5_000),
+  /** Attempts per notification, the first included; then it is dropped with a warning. */
+  maxAttempts: z.number().int().min(1).max(20).default(5),
+  /** Exponential backoff with jitter between attempts (shared/backoff.ts). */
+  backoff: z
+    .strictObject({
+      initialDelayMs: z.number().int().min(1).max(600_000).default(1_000),
+      maxDelayMs: z.number().int().min(1).max(3_600_000).default(60_000),
+    })
+    .default({ initialDelayMs: 1_000, maxDelayMs: 60_000 }),
+  /** Extra request headers, e.g. an Authorization header the receiver expects. */
+  headers: z.record(z.string().regex(/^[A-Za-z0-9-]+$/), z.string()).default({}),
+});
+export type WebhookConfig = z.output<typeof webhookSchema>;
+
 export const coordinatorConfigSchema = z.strictObject({
   listen: hostPortSchema.default('127.0.0.1:7070'),
   dataFile: z.string().min(1).default('./baton.db'),
@@ -43,6 +76,14 @@ export const coordinatorConfigSchema = z.strictObject({
       publicStatus: z.boolean().default(false),
     })
     .default({ agentTokens: [], publicStatus: false }),
+  /** JSON POSTs on rollout milestones, queued and retried off the request path. */
+  notifications: z
+    .strictObject({
+      webhooks: z.array(webhookSchema).max(20).default([]),
+      /** Notifications waiting per webhook; the oldest is dropped (with a warning) beyond this. */
+      queueLimit: z.number().int().min(1).max(100_000).default(1_000),
+    })
+    .default({ webhooks: [], queueLimit: 1_000 }),
 });
 
 export type CoordinatorConfig = z.output<typeof coordinatorConfigSchema>;
@@ -64,4 +105,9 @@ export const coordinatorEnvironmentOverrides: EnvironmentOverride[] = [
   { variable: 'BATON_JOIN_TOKEN', path: ['auth', 'joinToken'] },
   { variable: 'BATON_ADMIN_TOKEN', path: ['auth', 'adminToken'] },
   { variable: 'BATON_PUBLIC_STATUS', path: ['auth', 'publicStatus'], parse: parseEnvBoolean },
+  {
+    variable: 'BATON_WEBHOOK_URLS',
+    path: ['notifications', 'webhooks'],
+    parse: (text) => parseEnvList(text).map((url) => ({ url })),
+  },
 ];
