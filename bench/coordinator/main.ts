@@ -13,12 +13,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
+import { Worker } from 'node:worker_threads';
 import { Pool } from 'undici';
+import type { HeartbeatWorkerData, HeartbeatWorkerMessage, HeartbeatWorkerReport } from './heartbeat-worker.js';
 
 const cli = fileURLToPath(new URL('../../cli/baton.js', import.meta.url));
 const clockTicksPerSecond = 100;
 const heartbeatIntervalMs = 10_000;
 const nodesPerGroup = 10;
+/** Lease grants per second while heartbeats run: a fleet-wide rollout moving steadily. */
+const grantsPerSecond = 20;
 
 interface ScaleResult {
   nodes: number;
@@ -60,7 +64,7 @@ async function startCoordinator(dataFile: string): Promise<{ url: string; pid: n
     // Every log line is read (and dropped), as a log shipper would: logging is part of the cost measured.
     createInterface({ input: child.stdout }).on('line', (line) => {
       const match = /"listen":"([^"]+)"/.exec(line);
-      if (match) resolve(`http://${match[1]}`);
+      if (match && line.includes("coordinator listening")) resolve(`http://${match[1]}`);
     });
   });
   return {
@@ -97,7 +101,6 @@ async function runScale(nodeCount: number, measureSeconds: number): Promise<Scal
   const directory = mkdtempSync(join(tmpdir(), 'baton-bench-'));
   const coordinator = await startCoordinator(join(directory, 'baton.db'));
   const pool = new Pool(coordinator.url, { connections: 64, pipelining: 1 });
-  const currentDigest = new Array<string>(nodeCount).fill(digest(1));
   try {
     // Join every node first (a join is a durable write); the measurement covers the steady state.
     for (let start = 0; start < nodeCount; start += 200) {
@@ -108,34 +111,36 @@ async function runScale(nodeCount: number, measureSeconds: number): Promise<Scal
       );
     }
 
-    let heartbeats = 0;
-    let heartbeatErrors = 0;
-    const heartbeatLatencies: number[] = [];
     const grantLatencies: number[] = [];
     let running = true;
+    const heartbeatWorker = new Worker(new URL('./heartbeat-worker.js', import.meta.url), {
+      workerData: { url: coordinator.url, nodeCount, nodesPerGroup, heartbeatIntervalMs, initialDigest: digest(1) } satisfies HeartbeatWorkerData,
+    });
+    const heartbeatReport = new Promise<HeartbeatWorkerReport>((resolve) => heartbeatWorker.once('message', resolve));
 
-    // Heartbeats: every node once per interval, spread evenly across it.
-    const heartbeatLoop = (async () => {
-      const spacingMs = heartbeatIntervalMs / nodeCount;
+    // Rollouts at a steady pace: one lease cycle (acquire, then release "updated") every
+    // 1000/grantsPerSecond ms, walking group by group through the fleet to new digests.
+    const rolloutLoop = (async () => {
+      const groupCount = Math.floor(nodeCount / nodesPerGroup);
+      const spacingMs = 1_000 / grantsPerSecond;
       const startedAt = performance.now();
-      let sent = 0;
+      let cycle = 0;
       const inFlight = new Set<Promise<void>>();
       while (running) {
         const due = Math.floor((performance.now() - startedAt) / spacingMs);
-        while (sent < due && running) {
-          const nodeId = sent % nodeCount;
-          sent += 1;
-          const task = post(pool, `/v1/nodes/n${nodeId}/heartbeat`, heartbeatBody(nodeId, currentDigest[nodeId] as string))
-            .then((answer) => {
-              if (answer.status === 200) {
-                heartbeats += 1;
-                heartbeatLatencies.push(answer.ms);
-              } else heartbeatErrors += 1;
-            })
-            .catch(() => {
-              heartbeatErrors += 1;
-            })
-            .finally(() => inFlight.delete(task));
+        while (cycle < due && running) {
+          const group = Math.floor(cycle / nodesPerGroup) % groupCount;
+          const nodeId = group * nodesPerGroup + (cycle % nodesPerGroup);
+          const target = digest(2 + Math.floor(cycle / (groupCount * nodesPerGroup)));
+          cycle += 1;
+          const task = (async () => {
+            const answer = await post(pool, '/v1/leases', { nodeId: `n${nodeId}`, group: `g${group}`, targetDigest: target });
+            const decision = answer.body as { granted: boolean; leaseId: string; fencingToken: number };
+            if (!decision.granted) return;
+            grantLatencies.push(answer.ms);
+            await post(pool, `/v1/leases/${decision.leaseId}/release`, { fencingToken: decision.fencingToken, outcome: 'updated' });
+            heartbeatWorker.postMessage({ type: 'digest', nodeId, digest: target } satisfies HeartbeatWorkerMessage);
+          })().finally(() => inFlight.delete(task));
           inFlight.add(task);
         }
         await new Promise((resolve) => setTimeout(resolve, 5));
@@ -143,58 +148,31 @@ async function runScale(nodeCount: number, measureSeconds: number): Promise<Scal
       await Promise.all(inFlight);
     })();
 
-    // Rollouts: ten groups at a time roll to a new digest, node by node, through real leases.
-    const rolloutLoop = (async () => {
-      let generation = 2;
-      const groupCount = Math.floor(nodeCount / nodesPerGroup);
-      let nextGroup = 0;
-      while (running) {
-        const groups = Array.from({ length: 10 }, () => nextGroup++ % groupCount);
-        const target = digest(generation++);
-        await Promise.all(
-          groups.map(async (group) => {
-            for (let member = 0; member < nodesPerGroup && running; member += 1) {
-              const nodeId = group * nodesPerGroup + member;
-              const answer = await post(pool, '/v1/leases', { nodeId: `n${nodeId}`, group: `g${group}`, targetDigest: target });
-              const decision = answer.body as { granted: boolean; leaseId: string; fencingToken: number };
-              if (!decision.granted) continue;
-              grantLatencies.push(answer.ms);
-              await post(pool, `/v1/leases/${decision.leaseId}/release`, { fencingToken: decision.fencingToken, outcome: 'updated' });
-              currentDigest[nodeId] = target;
-            }
-          }),
-        );
-      }
-    })();
-
     await new Promise((resolve) => setTimeout(resolve, 3_000)); // warm-up
-    heartbeats = 0;
-    heartbeatLatencies.length = 0;
+    heartbeatWorker.postMessage({ type: 'reset' } satisfies HeartbeatWorkerMessage);
     grantLatencies.length = 0;
     const cpuBefore = processCpuSeconds(coordinator.pid);
     const startedAt = performance.now();
     await new Promise((resolve) => setTimeout(resolve, measureSeconds * 1_000));
     const elapsedSeconds = (performance.now() - startedAt) / 1_000;
     const cpuSeconds = processCpuSeconds(coordinator.pid) - cpuBefore;
-    const result = {
-      heartbeats,
-      grants: grantLatencies.length,
-      grantSorted: [...grantLatencies].sort((a, b) => a - b),
-      heartbeatSorted: [...heartbeatLatencies].sort((a, b) => a - b),
-      rssMb: processRssMb(coordinator.pid),
-    };
+    const rssMb = processRssMb(coordinator.pid);
+    const grantSorted = [...grantLatencies].sort((a, b) => a - b);
     running = false;
-    await Promise.all([heartbeatLoop, rolloutLoop]);
+    heartbeatWorker.postMessage({ type: 'stop' } satisfies HeartbeatWorkerMessage);
+    const report = await heartbeatReport;
+    await rolloutLoop;
+    await heartbeatWorker.terminate();
     return {
       nodes: nodeCount,
-      heartbeatsPerSecond: result.heartbeats / elapsedSeconds,
-      heartbeatErrors,
+      heartbeatsPerSecond: report.heartbeats / elapsedSeconds,
+      heartbeatErrors: report.errors,
       coordinatorCpuPercent: (cpuSeconds / elapsedSeconds) * 100,
-      grants: result.grants,
-      grantP50Ms: percentile(result.grantSorted, 50),
-      grantP99Ms: percentile(result.grantSorted, 99),
-      heartbeatP99Ms: percentile(result.heartbeatSorted, 99),
-      rssMb: result.rssMb,
+      grants: grantSorted.length,
+      grantP50Ms: percentile(grantSorted, 50),
+      grantP99Ms: percentile(grantSorted, 99),
+      heartbeatP99Ms: percentile([...report.latenciesMs].sort((a, b) => a - b), 99),
+      rssMb,
     };
   } finally {
     await pool.close();
@@ -225,7 +203,9 @@ async function main(): Promise<void> {
     ['grant latency p99 (ms)', (r) => r.grantP99Ms.toFixed(2)],
   ];
   const width = 34;
-  process.stdout.write(`\nBaton coordinator benchmark (${seconds} s per scale, heartbeat every ${heartbeatIntervalMs / 1000} s, ${nodesPerGroup} nodes per group)\n`);
+  process.stdout.write(
+    `\nBaton coordinator benchmark (${seconds} s per scale, heartbeat every ${heartbeatIntervalMs / 1000} s, ${nodesPerGroup} nodes per group, ${grantsPerSecond} lease grants/s)\n`,
+  );
   for (const [label, cell] of rows) {
     process.stdout.write(`${label.padEnd(width)}${results.map((r) => cell(r).padStart(12)).join('')}\n`);
   }

@@ -52,6 +52,11 @@ const eventsQuerySchema = z.strictObject({
 
 const forgetQuerySchema = z.strictObject({ group: groupNameSchema.optional() });
 
+// Built once: zod compiles a schema on first use, and a schema made per request is compiled per request.
+const nodeParamsSchema = z.object({ nodeId: nodeIdSchema });
+const leaseParamsSchema = z.object({ leaseId: leaseIdSchema });
+const groupParamsSchema = z.object({ group: groupNameSchema });
+
 function sendError(reply: FastifyReply, status: number, body: ErrorResponse): FastifyReply {
   return reply.code(status).send(body);
 }
@@ -63,6 +68,8 @@ export function createHttpServer(options: HttpServerOptions) {
     loggerInstance: options.logger.child({ component: 'http' }),
     // One line per state change comes from the service; per-request lines would drown them.
     logController: new LogController({ disableRequestLogging: true }),
+    // No per-request child logger: with request logging off it only costs a pino child per call.
+    childLoggerFactory: (logger) => logger,
     bodyLimit: options.bodyLimitBytes,
     return503OnClosing: true,
   });
@@ -104,13 +111,13 @@ export function createHttpServer(options: HttpServerOptions) {
   app.get('/healthz', async () => ({ ok: true }));
 
   app.post('/v1/nodes/:nodeId/heartbeat', { onRequest: guard('agent') }, async (request) => {
-    const { nodeId } = parse(z.object({ nodeId: nodeIdSchema }), request.params, 'path');
+    const { nodeId } = parse(nodeParamsSchema, request.params, 'path');
     const body = parse(heartbeatRequestSchema, request.body, 'body');
     return service.heartbeat(nodeId, body);
   });
 
   app.delete('/v1/nodes/:nodeId', { onRequest: guard('admin') }, async (request) => {
-    const { nodeId } = parse(z.object({ nodeId: nodeIdSchema }), request.params, 'path');
+    const { nodeId } = parse(nodeParamsSchema, request.params, 'path');
     const { group } = parse(forgetQuerySchema, request.query, 'query');
     return service.forget(nodeId, group);
   });
@@ -124,20 +131,20 @@ export function createHttpServer(options: HttpServerOptions) {
   });
 
   app.post('/v1/leases/:leaseId/renew', { onRequest: guard('agent') }, async (request) => {
-    const { leaseId } = parse(z.object({ leaseId: leaseIdSchema }), request.params, 'path');
+    const { leaseId } = parse(leaseParamsSchema, request.params, 'path');
     const body = parse(renewRequestSchema, request.body, 'body');
     return service.renew(leaseId, body);
   });
 
   app.post('/v1/leases/:leaseId/release', { onRequest: guard('agent') }, async (request) => {
-    const { leaseId } = parse(z.object({ leaseId: leaseIdSchema }), request.params, 'path');
+    const { leaseId } = parse(leaseParamsSchema, request.params, 'path');
     const body = parse(releaseRequestSchema, request.body, 'body');
     return service.release(leaseId, body);
   });
 
   for (const action of ['pause', 'resume', 'abort'] as const) {
     app.post(`/v1/groups/:group/${action}`, { onRequest: guard('admin') }, async (request) => {
-      const { group } = parse(z.object({ group: groupNameSchema }), request.params, 'path');
+      const { group } = parse(groupParamsSchema, request.params, 'path');
       // The body is optional here: a bare POST pauses without a reason.
       const body = parse(groupActionRequestSchema, request.body ?? {}, 'body');
       return service.groupAction(group, action, body.reason);

@@ -365,18 +365,26 @@ export class CoordinatorService {
     );
   }
 
+  /**
+   * Writes soft heartbeat state in small chunks, yielding between them: the store is
+   * synchronous, and one large batch would hold up grants for tens of milliseconds.
+   */
   private async flushHeartbeats(): Promise<void> {
     if (this.unsavedHeartbeats.size === 0) return;
     const nodes = [...this.unsavedHeartbeats.values()];
     this.unsavedHeartbeats.clear();
-    try {
-      await this.options.store.saveHeartbeats(nodes);
-    } catch (error) {
-      this.options.logger.warn({ err: error, nodes: nodes.length }, 'could not save heartbeats; will retry');
-      for (const node of nodes) {
-        const key = heartbeatKey(node.group, node.nodeId);
-        if (!this.unsavedHeartbeats.has(key)) this.unsavedHeartbeats.set(key, node);
+    for (let start = 0; start < nodes.length; start += heartbeatFlushChunk) {
+      const chunk = nodes.slice(start, start + heartbeatFlushChunk);
+      try {
+        await this.options.store.saveHeartbeats(chunk);
+      } catch (error) {
+        this.options.logger.warn({ err: error, nodes: chunk.length }, 'could not save heartbeats; will retry');
+        for (const node of chunk) {
+          const key = heartbeatKey(node.group, node.nodeId);
+          if (!this.unsavedHeartbeats.has(key)) this.unsavedHeartbeats.set(key, node);
+        }
       }
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 
@@ -393,6 +401,8 @@ export class CoordinatorService {
     }
   }
 }
+
+const heartbeatFlushChunk = 250;
 
 function heartbeatKey(group: string, nodeId: string): string {
   return `${group}\u0000${nodeId}`;
