@@ -38,10 +38,6 @@ import { KeyedSerializer } from './group-locks.js';
 
 export type HeartbeatBody = z.output<typeof heartbeatRequestSchema>;
 
-/** The coordinator's store: the Store contract plus lookup of ended leases (to tell 409 from 404). */
-export interface CoordinatorStore extends Store {
-  findLease(leaseId: string): Promise<LeaseRecord | undefined>;
-}
 
 export class NotFoundError extends BatonError {
   constructor(message: string) {
@@ -67,7 +63,7 @@ export class ConflictError extends BatonError {
 
 export interface CoordinatorServiceOptions {
   config: CoordinatorConfig;
-  store: CoordinatorStore;
+  store: Store;
   clock: Clock;
   logger: Logger;
   /** New lease and rollout ids; crypto.randomUUID in production. */

@@ -30,17 +30,6 @@ export interface StoreUnderTest {
   cleanup: () => Promise<void>;
 }
 
-/** What the lead will add to Store; checked here so every backend implements it. */
-interface LeaseLookup {
-  findLease(leaseId: string): Promise<LeaseRecord | undefined>;
-}
-
-function leaseLookup(store: Store): LeaseLookup {
-  const candidate = store as Store & Partial<LeaseLookup>;
-  if (typeof candidate.findLease !== 'function') throw new Error('the store does not implement findLease');
-  return candidate as Store & LeaseLookup;
-}
-
 const allEvents = { limit: 1_000_000 };
 
 interface Snapshot {
@@ -159,9 +148,9 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           rollouts: [superseded, current],
           activeLeases: new Map([[active.leaseId, active]]),
         });
-        expect(await leaseLookup(store).findLease('lease-1')).toEqual(ended);
-        expect(await leaseLookup(store).findLease('lease-2')).toEqual(active);
-        expect(await leaseLookup(store).findLease('lease-404')).toBeUndefined();
+        expect(await store.findLease('lease-1')).toEqual(ended);
+        expect(await store.findLease('lease-2')).toEqual(active);
+        expect(await store.findLease('lease-404')).toBeUndefined();
       });
 
       it('orders rollouts by opening time, then by insertion', async () => {
@@ -191,7 +180,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(state?.nodes.get('node-1')).toEqual(node);
         expect(state?.rollouts).toEqual([rollout]);
         expect(state?.activeLeases.size).toBe(0);
-        expect(await leaseLookup(store).findLease('web-lease-1')).toEqual(lease);
+        expect(await store.findLease('web-lease-1')).toEqual(lease);
       });
 
       it('applies a heartbeat change to soft state only, creating the node if it is new', async () => {
@@ -232,7 +221,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         const state = await store.loadGroup('web');
         expect([...(state?.nodes.keys() ?? [])]).toEqual(['node-2']);
         expect(state?.activeLeases.size).toBe(0);
-        expect(await leaseLookup(store).findLease('web-lease-1')).toEqual(forgotten);
+        expect(await store.findLease('web-lease-1')).toEqual(forgotten);
       });
 
       it('returns the appended events, and only those, with their sequence numbers', async () => {
@@ -449,7 +438,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
 
         store = await subject.reopen();
         expect(await snapshot(store, ['web', 'api'])).toEqual(before);
-        expect(await leaseLookup(store).findLease('web-lease-1')).toEqual(
+        expect(await store.findLease('web-lease-1')).toEqual(
           leaseRecord('web', 'web-lease-1', { rolloutId: 'web-rollout-1' }),
         );
 

@@ -1,6 +1,6 @@
 import type { BatonEvent } from '../../shared/api/v1.js';
 import { BatonError } from '../../shared/errors.js';
-import type { Change, GroupState, NodeRecord } from '../state/model.js';
+import type { Change, GroupState, LeaseRecord, NodeRecord } from '../state/model.js';
 
 /** Another writer changed the group since it was loaded; reload and decide again. */
 export class StoreConflictError extends BatonError {
@@ -30,14 +30,17 @@ export interface Store {
   /**
    * Commits the durable changes of one decision atomically and durably (they survive power
    * loss once this resolves). `expectedVersion` is the group's version the decision was
-   * made on; the batch must contain the group's put-group with version + 1, or none if
-   * the group is new (expectedVersion 0). Throws StoreConflictError on a mismatch.
-   * `heartbeat` changes in the batch are written too, without extra durability.
+   * made on (0 for a new group). Every change must belong to `group`, and a durable batch
+   * carries exactly one put-group with version `expectedVersion + 1` (a new group's first
+   * batch needs it to exist at all). Throws StoreConflictError when the stored version
+   * differs, and writes nothing then. `heartbeat` changes in the batch are written too.
    * Returns the appended events with their sequence numbers.
    */
   commit(group: string, expectedVersion: number, changes: Change[]): Promise<BatonEvent[]>;
   /** Soft state: the latest heartbeat of these nodes; may be lost in a crash. Ignores forgotten nodes. */
   saveHeartbeats(nodes: NodeRecord[]): Promise<void>;
   readEvents(query: EventQuery): Promise<BatonEvent[]>;
+  /** A lease by id, ended ones too: tells "that lease has ended" (409) from "no such lease" (404). */
+  findLease(leaseId: string): Promise<LeaseRecord | undefined>;
   close(): Promise<void>;
 }
