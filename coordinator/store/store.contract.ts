@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BatonEvent } from '../../shared/api/v1.js';
-import type { Change, GroupState, LeaseRecord } from '../state/model.js';
+import type { Change, GroupState } from '../state/model.js';
 import { InvalidBatchError } from './batch.js';
 import {
   appendEvent,
