@@ -1,4 +1,4 @@
-import type { NodeHealth, UpdateStep } from '../shared/api/v1.js';
+import type { NodeHealth, RefusalReason, UpdateStep } from '../shared/api/v1.js';
 import { backoffDelayMs, withJitterMs } from '../shared/backoff.js';
 import type { Clock } from '../shared/clock.js';
 import type { AgentConfig, ServiceConfig } from '../shared/config/agent.js';
@@ -8,7 +8,7 @@ import type { ContainerRuntime, CoordinatorClient, HealthProbe, HookRunner, Regi
 import type { ReadinessServer } from './readiness/server.js';
 import { formatByDigest, parseImageReference } from './registry/reference.js';
 import { RegistryRateLimitedError } from './registry/errors.js';
-import { PollScheduler } from './schedule/schedule.js';
+import { PollScheduler, type CronTickSource } from './schedule/schedule.js';
 import { containerSpecFor, reconcile, runUpdate, waitUntilHealthy, type UpdateDeps, type UpdateJournal } from './update/index.js';
 
 export interface AgentDeps {
@@ -24,6 +24,8 @@ export interface AgentDeps {
   random: RandomSource;
   logger: Logger;
   agentVersion: string;
+  /** Ticks for irregular cron expressions; node-cron by default (tests pass a fake). */
+  tickSource?: CronTickSource;
 }
 
 /** Idle health monitoring runs at most this often, whatever the service's update-time interval. */
@@ -31,6 +33,18 @@ const minimumMonitorIntervalMs = 2_000;
 /** Consecutive failed checks before an idle service is reported unhealthy (one blip is not an outage). */
 const failuresBeforeUnhealthy = 2;
 const defaultHeartbeatIntervalMs = 5_000;
+/** Registry backoff after failed polls: 5 s, 10 s, 20 s... up to 10 minutes, with jitter. */
+const registryBackoff = { initialDelayMs: 5_000, maxDelayMs: 600_000, multiplier: 2 };
+/** Retries of a failed start-up reconcile or provisioning. */
+const repairBackoff = { initialDelayMs: 2_000, maxDelayMs: 60_000, multiplier: 2 };
+/**
+ * A digest the coordinator refused for good (halted, aborted, superseded), or that failed here, is not
+ * asked for again while the tag still points at it; after this long it is asked once more, in case
+ * the coordinator's view changed (e.g. its database was replaced).
+ */
+const settledDigestRetryMs = 15 * 60_000;
+/** Refusals that say this digest will not be granted by waiting. */
+const finalRefusals: ReadonlySet<RefusalReason> = new Set(['halted', 'aborted', 'superseded']);
 
 /**
  * The agent: at start it reconciles whatever a crash left and provisions missing services;
@@ -41,8 +55,12 @@ const defaultHeartbeatIntervalMs = 5_000;
 export class Agent {
   private readonly workers: ServiceWorker[];
   private readonly scheduler: PollScheduler;
+  /** Ends the heartbeat and monitor loops (after the scheduler, so an update in flight is still reported). */
   private readonly shutdown = new AbortController();
   private loops: Promise<void>[] = [];
+  private starting: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
+  private stopRequested = false;
 
   constructor(private readonly deps: AgentDeps) {
     this.scheduler = new PollScheduler({
@@ -52,35 +70,70 @@ export class Agent {
       clock: deps.clock,
       random: deps.random,
       logger: deps.logger,
+      ...(deps.tickSource ? { tickSource: deps.tickSource } : {}),
     });
     this.workers = deps.config.services.map((service) => new ServiceWorker(deps, service, () => this.scheduler.pollNow()));
   }
 
-  async start(): Promise<void> {
-    for (const worker of this.workers) await worker.reconcileAtStart();
-    const signal = this.shutdown.signal;
-    this.loops = this.workers.flatMap((worker) => [worker.heartbeatLoop(signal), worker.monitorLoop(signal)]);
-    this.scheduler.start(async (pollSignal) => {
-      for (const worker of this.workers) await worker.poll(pollSignal);
-    });
+  /**
+   * Reconciles every service (DESIGN step 10), then starts the loops. A reconcile that fails (the
+   * engine is not up yet, say) does not stop the agent: that service is retried by its monitor.
+   */
+  start(): Promise<void> {
+    this.starting ??= (async () => {
+      const signal = this.shutdown.signal;
+      // Heartbeats first: the coordinator sees the node (step `reconcile`) while it reconciles.
+      this.loops = this.workers.map((worker) => worker.heartbeatLoop(signal));
+      for (const worker of this.workers) {
+        if (this.stopRequested) return;
+        await worker.reconcileAtStart();
+      }
+      if (this.stopRequested) return;
+      this.loops.push(...this.workers.map((worker) => worker.monitorLoop(signal)));
+      this.scheduler.start(async (pollSignal) => {
+        for (const worker of this.workers) await worker.poll(pollSignal);
+      });
+    })();
+    return this.starting;
   }
 
-  /** Finishes or safely rolls back an update in flight (releasing its lease), then stops every loop. */
-  async stop(): Promise<void> {
-    this.shutdown.abort(new Error('agent stopping'));
-    await this.scheduler.stop();
-    await Promise.allSettled(this.loops);
-    await Promise.allSettled(this.workers.map((worker) => worker.finalHeartbeat()));
+  /**
+   * Finishes or safely rolls back an update in flight (releasing its lease), then stops every loop
+   * and sends a last heartbeat. Safe to call during start() and more than once.
+   */
+  stop(): Promise<void> {
+    this.stopRequested = true;
+    this.stopping ??= (async () => {
+      for (const worker of this.workers) worker.beginStop();
+      await this.starting?.catch(() => undefined);
+      // The scheduler aborts the poll in flight: the update stops at its next safe point, rolls
+      // back if it touched anything and releases its lease. Heartbeats go on meanwhile.
+      await this.scheduler.stop();
+      this.shutdown.abort(new Error('agent stopping'));
+      await Promise.allSettled(this.loops);
+      await Promise.allSettled(this.workers.map((worker) => worker.finalHeartbeat()));
+    })();
+    return this.stopping;
   }
 }
 
 class ServiceWorker {
   private step: UpdateStep = 'idle';
-  private updating = false;
+  /** An update, a provisioning, a restart or a reconcile is running: nothing else may touch the container. */
+  private busy = false;
+  private stopping = false;
   private paused = false;
+  /** Start-up reconcile has not succeeded yet: no poll, and the monitor retries it. */
+  private needsReconcile = true;
+  private repairFailures = 0;
+  private repairRetryAtMs = 0;
   private runningDigest: string | null = null;
+  /** What the last inspect saw: undefined before the first one. */
+  private containerRunning: boolean | undefined;
   private registryFailures = 0;
   private registryRetryAtMs = 0;
+  /** A digest not to ask a lease for again while the tag points at it (see settledDigestRetryMs). */
+  private settled: { digest: string; why: string; atMs: number } | undefined;
   private failedChecks = 0;
   private heartbeatIntervalMs = defaultHeartbeatIntervalMs;
   private wakeHeartbeat: AbortController = new AbortController();
@@ -93,74 +146,143 @@ class ServiceWorker {
     private readonly requestPoll: () => void,
   ) {
     this.name = service.containerName;
-    this.logger = deps.logger.child({ node: deps.config.nodeId, service: service.containerName, group: service.group });
+    this.logger = deps.logger.child({ service: service.containerName, group: service.group });
+  }
+
+  beginStop(): void {
+    this.stopping = true;
   }
 
   // ---- Start
 
   /** DESIGN step 10: end whatever a crash left half done, then make sure the service runs. */
   async reconcileAtStart(): Promise<void> {
-    const journal = await this.deps.journal.read(this.name);
-    const result = await reconcile(this.updateDeps(), this.service, journal);
-    this.runningDigest = result.digest;
-    this.logger.info({ step: 'reconcile', action: result.action, digest: result.digest, actions: result.actions }, 'reconciled');
-    this.step = 'idle';
-    if (result.action === 'missing') await this.provision(result.previousDigest ?? null);
+    await this.exclusive(() => this.tryReconcile());
+  }
+
+  /** One reconcile attempt (under the exclusive flag); on failure it is retried by the monitor with backoff. */
+  private async tryReconcile(): Promise<void> {
+    try {
+      const journal = await this.deps.journal.read(this.name);
+      const result = await reconcile(this.updateDeps(), this.service, journal);
+      this.needsReconcile = false;
+      this.repairFailures = 0;
+      this.runningDigest = result.digest;
+      this.containerRunning = result.action !== 'missing';
+      this.logger.info({ action: result.action, digest: result.digest, healthy: result.healthy }, 'reconciled');
+      if (result.action === 'missing') await this.provision(result.previousDigest ?? null);
+    } catch (error) {
+      this.scheduleRepair(error, 'reconcile failed; will retry');
+    } finally {
+      this.step = 'idle';
+    }
   }
 
   /** Creates a declared service that has no container yet; it is not in service, so no lease is needed. */
   private async provision(knownDigest: string | null): Promise<void> {
     const startedMs = this.deps.clock.nowMs();
+    this.setStep('start');
     try {
       const digest = knownDigest ?? (await this.deps.registry.resolve(this.service.image)).digest;
       const imageByDigest = formatByDigest(parseImageReference(this.service.image), digest);
       if (!(await this.deps.runtime.hasImage(imageByDigest))) await this.deps.runtime.pull(imageByDigest);
-      await this.deps.runtime.create(containerSpecFor(this.service), this.name, imageByDigest, digest);
+      // A container half made by an earlier attempt (created, never started) is replaced.
+      const leftover = await this.deps.runtime.inspect(this.name);
+      if (leftover !== undefined && !leftover.running) await this.deps.runtime.remove(this.name);
+      if (leftover === undefined || !leftover.running) {
+        await this.deps.runtime.create(containerSpecFor(this.service), this.name, imageByDigest, digest);
+      }
       await this.deps.runtime.start(this.name);
-      const health = await waitUntilHealthy(this.deps, this.name, this.service.health);
-      this.deps.readiness.setHealthy(this.name, health.healthy);
       this.runningDigest = digest;
+      this.containerRunning = true;
+      this.setStep('health');
+      const health = await waitUntilHealthy(this.deps, this.name, this.service.health);
+      this.setReady(health.healthy);
+      this.repairFailures = 0;
       this.logger.info(
         { step: 'start', digest, durationMs: this.deps.clock.nowMs() - startedMs, healthy: health.healthy },
         'provisioned missing service',
       );
     } catch (error) {
-      this.logger.error({ err: error, step: 'start', durationMs: this.deps.clock.nowMs() - startedMs }, 'could not provision service; will retry');
+      this.scheduleRepair(error, 'could not provision service; will retry', startedMs);
+    } finally {
+      this.setStep('idle');
     }
+  }
+
+  private scheduleRepair(error: unknown, message: string, startedMs?: number): void {
+    const delayMs = backoffDelayMs(this.repairFailures, this.deps.random, repairBackoff);
+    this.repairFailures += 1;
+    this.repairRetryAtMs = this.deps.clock.nowMs() + delayMs;
+    this.logger.error(
+      {
+        err: error,
+        failures: this.repairFailures,
+        retryInMs: delayMs,
+        ...(startedMs === undefined ? {} : { durationMs: this.deps.clock.nowMs() - startedMs }),
+      },
+      message,
+    );
   }
 
   // ---- Poll (DESIGN steps 1 to 9)
 
   async poll(signal: AbortSignal): Promise<void> {
-    if (this.updating || signal.aborted) return;
+    if (this.busy || this.needsReconcile || this.stopping || signal.aborted) return;
     const nowMs = this.deps.clock.nowMs();
     if (nowMs < this.registryRetryAtMs) {
       this.logger.debug({ retryAtMs: this.registryRetryAtMs }, 'registry backoff: skipping this poll');
       return;
     }
     const resolved = await this.resolveTag(signal);
-    if (!resolved) return;
+    if (!resolved || signal.aborted) return;
+    // Check and take the flag with no await in between: the monitor may have started meanwhile.
+    if (this.busy || this.stopping) return;
+    this.busy = true;
+    try {
+      await this.compareAndUpdate(resolved.digest, signal);
+    } finally {
+      this.busy = false;
+    }
+  }
 
+  private async compareAndUpdate(digest: string, signal: AbortSignal): Promise<void> {
     const current = await this.deps.runtime.inspect(this.name);
     this.runningDigest = current?.digest ?? null;
+    this.containerRunning = current?.running ?? false;
     if (current === undefined) return; // the monitor provisions it
-    if (current.digest === resolved.digest) return;
+    if (current.digest === digest) {
+      this.settled = undefined;
+      return;
+    }
+    if (this.settled !== undefined && (this.settled.digest !== digest || this.deps.clock.nowMs() - this.settled.atMs >= settledDigestRetryMs)) {
+      this.settled = undefined;
+    }
+    if (this.settled !== undefined) {
+      this.logger.debug({ step: 'compare', digest, why: this.settled.why }, 'new digest, but not asking again');
+      return;
+    }
     if (this.paused) {
-      this.logger.info({ step: 'compare', digest: resolved.digest }, 'new digest, but the group is paused');
+      this.logger.info({ step: 'compare', digest }, 'new digest, but the group is paused');
       return;
     }
 
-    const imageByDigest = formatByDigest(parseImageReference(this.service.image), resolved.digest);
-    this.updating = true;
+    const imageByDigest = formatByDigest(parseImageReference(this.service.image), digest);
     try {
-      if (this.service.prePull) await this.prePull(imageByDigest, resolved.digest, signal);
-      const result = await runUpdate(this.updateDeps(), this.service, { digest: resolved.digest, imageByDigest }, signal);
-      this.runningDigest = result.runningDigest;
-      this.logger.info({ outcome: result.outcome, reason: result.reason, digest: resolved.digest, durationMs: result.durationMs }, 'update finished');
+      const result = await runUpdate(this.updateDeps(), this.service, { digest, imageByDigest }, signal);
+      if (result.runningDigest !== null) this.runningDigest = result.runningDigest;
+      this.logger.info(
+        { outcome: result.outcome, reason: result.reason, digest, release: result.release, durationMs: result.durationMs },
+        'update finished',
+      );
+      if (result.outcome === 'rolled-back') {
+        this.settled = { digest, why: 'failed its health checks here', atMs: this.deps.clock.nowMs() };
+      } else if (result.outcome === 'skipped' && result.refusal !== undefined && finalRefusals.has(result.refusal)) {
+        this.settled = { digest, why: `lease refused: ${result.refusal}`, atMs: this.deps.clock.nowMs() };
+      }
     } catch (error) {
-      this.logger.error({ err: error, digest: resolved.digest }, 'update failed before it changed anything');
+      this.logger.error({ err: error, digest }, 'update failed unexpectedly');
     } finally {
-      this.updating = false;
       this.step = 'idle';
       this.failedChecks = 0;
       this.heartbeatNow();
@@ -172,6 +294,7 @@ class ServiceWorker {
     const startedMs = this.deps.clock.nowMs();
     try {
       const resolved = await this.deps.registry.resolve(this.service.image, signal);
+      if (this.registryFailures > 0) this.logger.info({ failures: this.registryFailures }, 'registry reachable again');
       this.registryFailures = 0;
       this.logger.debug({ step: 'poll', digest: resolved.digest, durationMs: this.deps.clock.nowMs() - startedMs }, 'polled');
       return resolved;
@@ -181,7 +304,7 @@ class ServiceWorker {
       const delayMs =
         error instanceof RegistryRateLimitedError && error.retryAfterMs !== undefined
           ? withJitterMs(error.retryAfterMs, 1_000, this.deps.random)
-          : backoffDelayMs(this.registryFailures - 1, this.deps.random, { initialDelayMs: 5_000, maxDelayMs: 600_000, multiplier: 2 });
+          : backoffDelayMs(this.registryFailures - 1, this.deps.random, registryBackoff);
       this.registryRetryAtMs = this.deps.clock.nowMs() + delayMs;
       this.logger.warn(
         { err: error, step: 'poll', durationMs: this.deps.clock.nowMs() - startedMs, failures: this.registryFailures, retryInMs: delayMs },
@@ -189,15 +312,6 @@ class ServiceWorker {
       );
       return undefined;
     }
-  }
-
-  /** Step 3: pull the new image by digest while the old container still serves. */
-  private async prePull(imageByDigest: string, digest: string, signal: AbortSignal): Promise<void> {
-    if (await this.deps.runtime.hasImage(imageByDigest)) return;
-    const startedMs = this.deps.clock.nowMs();
-    this.step = 'pull';
-    await this.deps.runtime.pull(imageByDigest, signal);
-    this.logger.info({ step: 'pull', digest, durationMs: this.deps.clock.nowMs() - startedMs }, 'pre-pulled');
   }
 
   // ---- Heartbeat
@@ -246,7 +360,7 @@ class ServiceWorker {
     this.heartbeatIntervalMs = answer.heartbeatIntervalMs;
     if (answer.paused !== this.paused) this.logger.info({ paused: answer.paused }, answer.paused ? 'group paused' : 'group resumed');
     this.paused = answer.paused;
-    if (answer.pollNow) {
+    if (answer.pollNow && !this.stopping) {
       this.logger.info('coordinator asked for a poll now (registry push)');
       this.requestPoll();
     }
@@ -256,7 +370,9 @@ class ServiceWorker {
     const readiness = this.deps.readiness.status(this.name);
     if (!readiness) return 'unknown';
     if (readiness.ready) return 'healthy';
-    return readiness.reason === 'draining' ? 'draining' : readiness.reason === 'starting' ? 'starting' : 'unhealthy';
+    if (readiness.reason === 'draining') return 'draining';
+    if (this.containerRunning === false && !this.busy) return 'stopped';
+    return readiness.reason === 'starting' ? 'starting' : 'unhealthy';
   }
 
   private heartbeatNow(): void {
@@ -273,7 +389,7 @@ class ServiceWorker {
     }
   }
 
-  // ---- Health monitor and auto-healing (when no update is in flight)
+  // ---- Health monitor and auto-healing
 
   async monitorLoop(signal: AbortSignal): Promise<void> {
     const intervalMs = Math.max(this.service.health.intervalMs, minimumMonitorIntervalMs);
@@ -283,20 +399,38 @@ class ServiceWorker {
       } catch {
         break;
       }
-      if (this.updating || signal.aborted) continue;
+      if (signal.aborted || this.stopping) break;
       try {
-        await this.checkOnce();
+        if (!this.busy) await this.exclusive(() => this.checkOnce());
+        else if (this.step === 'pull' || this.step === 'lease') await this.observeWhileWaiting();
       } catch (error) {
         this.logger.warn({ err: error }, 'health monitor check failed');
       }
     }
   }
 
+  /** Runs `body` with the exclusive flag taken; false (and `body` not run) when it was taken already. */
+  private async exclusive(body: () => Promise<void>): Promise<boolean> {
+    if (this.busy) return false;
+    this.busy = true;
+    try {
+      await body();
+      return true;
+    } finally {
+      this.busy = false;
+    }
+  }
+
   private async checkOnce(): Promise<void> {
+    if (this.needsReconcile || this.repairRetryAtMs > this.deps.clock.nowMs()) {
+      if (this.needsReconcile && this.deps.clock.nowMs() >= this.repairRetryAtMs) await this.tryReconcile();
+      return;
+    }
     const container = await this.deps.runtime.inspect(this.name);
-    if (this.updating) return;
+    this.containerRunning = container?.running ?? false;
     if (container === undefined) {
       this.setReady(false);
+      this.logger.warn({ digest: this.runningDigest }, 'container missing; provisioning it');
       await this.provision(this.runningDigest);
       return;
     }
@@ -306,9 +440,24 @@ class ServiceWorker {
       this.setReady(false);
       this.logger.warn({ exitCode: container.exitCode, digest: container.digest }, 'container not running; restarting it');
       await this.deps.runtime.start(this.name);
+      this.containerRunning = true;
       return;
     }
-    const healthy = await this.checkHealth(container.health);
+    this.applyCheck(await this.checkHealth(container.health));
+  }
+
+  /**
+   * While an update only waits (pulling, or for a lease), the container still serves: keep its
+   * readiness true to what it does, without touching it. A result that arrives once the update has
+   * moved on to drain is dropped: from then on the update owns readiness.
+   */
+  private async observeWhileWaiting(): Promise<void> {
+    const container = await this.deps.runtime.inspect(this.name);
+    const healthy = container !== undefined && container.running && (await this.checkHealth(container.health));
+    if (this.step === 'pull' || this.step === 'lease') this.applyCheck(healthy);
+  }
+
+  private applyCheck(healthy: boolean): void {
     if (healthy) {
       this.failedChecks = 0;
       this.setReady(true);
@@ -334,6 +483,12 @@ class ServiceWorker {
     }
   }
 
+  private setStep(step: UpdateStep): void {
+    if (this.step === step) return;
+    this.step = step;
+    this.heartbeatNow();
+  }
+
   private updateDeps(): UpdateDeps {
     return {
       runtime: this.deps.runtime,
@@ -344,12 +499,9 @@ class ServiceWorker {
       journal: this.deps.journal,
       clock: this.deps.clock,
       random: this.deps.random,
-      logger: this.deps.logger.child({ node: this.deps.config.nodeId }),
+      logger: this.deps.logger,
       nodeId: this.deps.config.nodeId,
-      onStep: (step) => {
-        this.step = step;
-        this.heartbeatNow();
-      },
+      onStep: (step) => this.setStep(step),
     };
   }
 }

@@ -3,8 +3,8 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { systemClock } from '../shared/clock.js';
 import { agentConfigSchema, agentEnvironmentOverrides, type AgentConfig } from '../shared/config/agent.js';
-import { applyEnvironmentOverrides, readConfigDocument, validateConfig } from '../shared/config/load.js';
-import { ConfigError, ExitCode } from '../shared/errors.js';
+import { applyEnvironmentOverrides, problemsOf, readConfigDocument } from '../shared/config/load.js';
+import { ConfigError, ExitCode, type ConfigProblem } from '../shared/errors.js';
 import { createLogger } from '../shared/logger.js';
 import { systemRandom } from '../shared/random.js';
 import { batonVersion } from '../shared/version.js';
@@ -18,6 +18,7 @@ import { createRegistryClient } from './registry/client.js';
 import { loadCredentialStore, type CredentialStore } from './registry/credentials.js';
 import { ociPlatform } from './registry/platform.js';
 import { parseImageReference } from './registry/reference.js';
+import { cronCadence } from './schedule/schedule.js';
 import { FileUpdateJournal } from './update/state-file.js';
 
 const usage = `usage: baton agent --config FILE
@@ -26,12 +27,46 @@ Runs the agent on a Docker host: keeps the declared services running and rolls t
 to new image digests one lease at a time. Settings come from FILE (YAML or JSON) and
 BATON_* environment variables.`;
 
-/** Reads the config: file, environment overrides, host-name defaults, then validation. */
+/**
+ * Reads the config: file, environment overrides, host-name defaults, then validation. Every problem
+ * is reported at once with its field path (ConfigError, exit code 78): the schema's, and those only
+ * the agent can see (a cron expression node-cron refuses, a listen port out of range).
+ */
 export function loadAgentConfig(path: string | undefined, environment: NodeJS.ProcessEnv): AgentConfig {
   const merged = applyEnvironmentOverrides(readConfigDocument(path), environment, agentEnvironmentOverrides) as Record<string, unknown>;
   merged.nodeId ??= hostname();
   merged.host ??= hostname();
-  return validateConfig(agentConfigSchema, merged, path ?? 'environment');
+  const result = agentConfigSchema.safeParse(merged);
+  const problems = result.success ? [] : problemsOf(result.error);
+  for (const problem of agentOnlyProblems(merged)) {
+    if (!problems.some((p) => p.path === problem.path)) problems.push(problem);
+  }
+  if (!result.success || problems.length > 0) throw new ConfigError(path ?? 'environment', problems);
+  return result.data;
+}
+
+function field(document: Record<string, unknown>, section: string, key: string): unknown {
+  const value = document[section];
+  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
+}
+
+function agentOnlyProblems(document: Record<string, unknown>): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const cron = field(document, 'schedule', 'cron');
+  if (typeof cron === 'string' && cron.trim() !== '') {
+    try {
+      cronCadence(cron);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      problems.push(...error.problems);
+    }
+  }
+  const listen = field(document, 'readiness', 'listen');
+  const port = typeof listen === 'string' ? /:(\d{1,5})$/.exec(listen)?.[1] : undefined;
+  if (port !== undefined && Number(port) > 65_535) {
+    problems.push({ path: 'readiness.listen', message: `port must be between 0 and 65535, got ${port}` });
+  }
+  return problems;
 }
 
 function readSecretFile(path: string, field: string): string {
@@ -123,26 +158,56 @@ export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): 
     agentVersion: batonVersion,
   });
 
-  const bound = await readiness.start();
-  logger.info({ readiness: `${bound.address}:${bound.port}`, services: config.services.length, version: batonVersion }, 'agent starting');
-  await agent.start();
-  logger.info('agent running');
+  // Signals are handled from here on: a SIGTERM during the start-up reconcile waits for it, and
+  // one during an update lets the update finish or roll back and hand its lease back first.
+  let stopRequested: ((signal: NodeJS.Signals) => void) | undefined;
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => (stopRequested = resolve));
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'already stopping: waiting for the step in flight (SIGKILL to force)');
+      return;
+    }
+    stopping = true;
+    logger.info({ signal }, 'agent stopping: finishing or rolling back the step in flight');
+    stopRequested?.(signal);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
 
-  return new Promise<number>((resolveExit) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals): void => {
-      if (stopping) return;
-      stopping = true;
-      logger.info({ signal }, 'agent stopping: finishing or rolling back the step in flight');
-      void (async () => {
-        await agent.stop();
-        await readiness.stop();
-        await registry.close();
-        logger.info('agent stopped');
-        resolveExit(ExitCode.ok);
-      })();
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-  });
+  const closeAll = async (): Promise<void> => {
+    await agent.stop();
+    await readiness.stop();
+    await registry.close();
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  };
+
+  let bound: { address: string; port: number };
+  try {
+    bound = await readiness.start();
+  } catch (error) {
+    logger.fatal({ err: error }, 'cannot start the readiness endpoint');
+    process.stderr.write(`baton agent: ${(error as Error).message}\n`);
+    await closeAll();
+    return ExitCode.unavailable;
+  }
+  logger.info({ readiness: `${bound.address}:${bound.port}`, services: config.services.length, version: batonVersion }, 'agent starting');
+
+  let exitCode: number = ExitCode.ok;
+  const started = agent.start().then(
+    () => {
+      if (!stopping) logger.info('agent running');
+    },
+    (error: unknown) => {
+      logger.fatal({ err: error }, 'agent failed to start');
+      exitCode = ExitCode.software;
+      onSignal('SIGTERM');
+    },
+  );
+  await stopSignal;
+  await started;
+  await closeAll();
+  logger.info({ exitCode }, 'agent stopped');
+  return exitCode;
 }

@@ -88,6 +88,8 @@ export interface UpdateResult {
   release: ReleaseOutcome | 'not-released' | 'none';
   /** After a rollback: whether the restored container passed its health check. */
   restoredHealthy?: boolean;
+  /** When `skipped` because the coordinator refused the lease for good: halted, aborted or superseded. */
+  refusal?: RefusalReason;
   durationMs: number;
 }
 
@@ -288,6 +290,7 @@ async function acquireLease(run: Run): Promise<UpdateResult | undefined> {
           return result(run, 'skipped', {
             reason: `lease refused: ${decision.reason}${decision.message ? ` (${decision.message})` : ''}`,
             runningDigest: run.previous?.digest ?? null,
+            refusal: decision.reason,
           });
         }
         delayMs = decision.retryAfterMs + backoffDelayMs(attempt, random, policy);
