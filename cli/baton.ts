@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { ExitCode } from '../shared/errors.js';
+import { CliError } from './exit.js';
 
 const usage = `usage: baton <command> [options]
 
@@ -7,6 +8,15 @@ Commands:
   coordinator   run the coordinator (leases, rollouts, status page, API)
   agent         run the agent on a Docker host
   version       print the version
+
+Operating a fleet (talk to the coordinator's API):
+  status        groups, rollouts, nodes and leases (--json for JSON)
+  nodes         the nodes the coordinator knows
+  pause GROUP   grant no new lease in GROUP (--reason TEXT)
+  resume GROUP  resume a paused or halted GROUP (--reason TEXT)
+  abort GROUP   abort GROUP's open rollout (--reason TEXT)
+  forget NODE   remove a node that is gone for good (--group GROUP)
+  events        the event log (--follow, --group GROUP, --limit N)
 
 Run 'baton <command> --help' for a command's options.`;
 
@@ -27,6 +37,14 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${batonVersion}\n`);
       return ExitCode.ok;
     }
+    case 'status':
+    case 'nodes':
+    case 'pause':
+    case 'resume':
+    case 'abort':
+    case 'forget':
+    case 'events':
+      return runOperator(command, rest);
     case undefined:
     case 'help':
     case '--help':
@@ -36,6 +54,39 @@ async function main(argv: string[]): Promise<number> {
     default:
       process.stderr.write(`baton: unknown command ${JSON.stringify(command)}\n${usage}\n`);
       return ExitCode.usage;
+  }
+}
+
+/** Operator commands: one line on stderr and a sysexits code for every expected failure. */
+async function runOperator(command: 'status' | 'nodes' | 'pause' | 'resume' | 'abort' | 'forget' | 'events', rest: string[]): Promise<number> {
+  const { runOperatorCommand } = await import('./commands.js');
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  // `baton events | head`: a closed pipe ends the command quietly.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') {
+      stop.abort();
+      process.exit(ExitCode.ok);
+    }
+  });
+  try {
+    return await runOperatorCommand(command, rest, process.env, {
+      out: (text) => process.stdout.write(text),
+      err: (text) => process.stderr.write(text),
+      signal: stop.signal,
+    });
+  } catch (error) {
+    if (error instanceof CliError) {
+      process.stderr.write(`baton ${command}: ${error.message}\n`);
+      if (error.exitCode === ExitCode.usage) process.stderr.write(`Run 'baton ${command} --help' for usage.\n`);
+      return error.exitCode;
+    }
+    throw error;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 

@@ -1,0 +1,333 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import {
+  apiPaths,
+  eventSchema,
+  groupActionResponseSchema,
+  nodeIdSchema,
+  groupNameSchema,
+  statusResponseSchema,
+  type BatonEvent,
+  type StatusResponse,
+} from '../shared/api/v1.js';
+import { createAdminClient, type AdminClient } from './client.js';
+import { CliError, CliExit, UsageError } from './exit.js';
+import { formatAge, formatDuration, formatEvent, renderTable, shortDigest } from './format.js';
+import { commonHelp, commonOptions, parseCommandLine, parsePositiveInteger, resolveConnection } from './options.js';
+
+/** Where a command writes; the entry point passes the process streams, tests may pass their own. */
+export interface CommandIo {
+  out(text: string): void;
+  err(text: string): void;
+  /** Fires on SIGINT/SIGTERM: `events --follow` stops and exits 0. */
+  signal: AbortSignal;
+}
+
+// GET /v1/events and DELETE /v1/nodes/{id} answer wrappers that shared/api/v1.ts has no named schema for.
+const eventsResponseSchema = z.object({ events: z.array(eventSchema) });
+const forgetResponseSchema = z.object({ nodeId: z.string(), groups: z.array(z.string()) });
+
+export const operatorCommands = ['status', 'nodes', 'pause', 'resume', 'abort', 'forget', 'events'] as const;
+export type OperatorCommand = (typeof operatorCommands)[number];
+
+export function isOperatorCommand(name: string | undefined): name is OperatorCommand {
+  return (operatorCommands as readonly string[]).includes(name ?? '');
+}
+
+const helps: Record<OperatorCommand, string> = {
+  status: `usage: baton status [--json] [options]
+
+Shows every group with its policy and rollout, every node and every lease held.`,
+  nodes: `usage: baton nodes [--group GROUP] [--json] [options]
+
+Lists the nodes the coordinator knows, with health, update step, digest and last heartbeat.`,
+  pause: `usage: baton pause GROUP [--reason TEXT] [--json] [options]
+
+Pauses GROUP: no new lease is granted; updates in flight finish. Needs the admin token.`,
+  resume: `usage: baton resume GROUP [--reason TEXT] [--json] [options]
+
+Resumes a paused GROUP, or a rollout halted by a failed node. Needs the admin token.`,
+  abort: `usage: baton abort GROUP [--reason TEXT] [--json] [options]
+
+Aborts GROUP's open rollout: no node starts its digest any more. Needs the admin token.`,
+  forget: `usage: baton forget NODE [--group GROUP] [--json] [options]
+
+Removes NODE (a host that is gone for good) from every group, or only from GROUP,
+so that it no longer counts as silent and blocks leases. Needs the admin token.`,
+  events: `usage: baton events [--follow] [--group GROUP] [--limit N] [--interval MS] [--json] [options]
+
+Prints the newest N events (default 20), oldest first, one line each (--json: one JSON object
+per line). --follow keeps printing new events, polling every --interval ms (default 1000),
+until interrupted.`,
+};
+
+const exitCodesHelp = `Exit codes: 0 ok, 64 usage, 65 unknown group or node / not applicable (404, 409),
+66 unreadable token file, 69 coordinator unreachable, 70 coordinator error (500),
+76 not a Baton API v1 answer, 77 missing or wrong token (401, 403).`;
+
+export function commandHelp(command: OperatorCommand): string {
+  return `${helps[command]}\n\n${commonHelp}\n\n${exitCodesHelp}`;
+}
+
+function single(positionals: string[], what: string): string {
+  if (positionals.length === 0) throw new UsageError(`missing ${what}`);
+  if (positionals.length > 1) throw new UsageError(`one ${what} only, got ${positionals.length}`);
+  return positionals[0] as string;
+}
+
+function none(positionals: string[]): void {
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+}
+
+function checked<T>(schema: z.ZodType<T>, value: string, what: string): T {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new UsageError(`${what} ${JSON.stringify(value)}: ${result.error.issues[0]?.message ?? 'invalid'}`);
+  return result.data;
+}
+
+const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
+
+/** Runs one operator command; returns its exit code. CliErrors are reported by the caller. */
+export async function runOperatorCommand(
+  command: OperatorCommand,
+  argv: string[],
+  environment: NodeJS.ProcessEnv,
+  io: CommandIo,
+): Promise<number> {
+  const extra = {
+    reason: { type: 'string' },
+    group: { type: 'string' },
+    follow: { type: 'boolean', short: 'f' },
+    limit: { type: 'string', short: 'n' },
+    interval: { type: 'string' },
+  } as const;
+  const allowed: Record<OperatorCommand, (keyof typeof extra)[]> = {
+    status: [],
+    nodes: ['group'],
+    pause: ['reason'],
+    resume: ['reason'],
+    abort: ['reason'],
+    forget: ['group'],
+    events: ['group', 'follow', 'limit', 'interval'],
+  };
+  const options = {
+    ...commonOptions,
+    ...Object.fromEntries(allowed[command].map((name) => [name, extra[name]])),
+  } as typeof commonOptions & Partial<typeof extra>;
+  const { values: parsedValues, positionals } = parseCommandLine(argv, options);
+  const values = parsedValues as {
+    [K in keyof typeof commonOptions | keyof typeof extra]?: K extends 'json' | 'help' | 'follow' ? boolean : string;
+  };
+  if (values.help) {
+    io.out(`${commandHelp(command)}\n`);
+    return CliExit.ok;
+  }
+  const connection = resolveConnection(values, environment);
+  const group = values.group !== undefined ? checked(groupNameSchema, values.group, 'group') : undefined;
+  const asJson = values.json === true;
+
+  // Usage is checked before any request, so a bad command line never reaches the coordinator.
+  let run: (client: AdminClient) => Promise<number>;
+  switch (command) {
+    case 'status':
+      none(positionals);
+      run = async (client) => {
+        const status = await client.get(apiPaths.status, statusResponseSchema);
+        io.out(asJson ? json(status) : `${renderStatus(status, client.url)}\n`);
+        return CliExit.ok;
+      };
+      break;
+    case 'nodes':
+      none(positionals);
+      run = async (client) => {
+        const status = await client.get(apiPaths.status, statusResponseSchema);
+        const nodes = status.groups.filter((g) => group === undefined || g.name === group).flatMap((g) => g.nodes);
+        if (group !== undefined && !status.groups.some((g) => g.name === group)) {
+          throw new CliError(CliExit.dataError, `unknown group ${JSON.stringify(group)}`);
+        }
+        io.out(asJson ? json(nodes) : `${renderNodes(nodes, status.serverTimeMs)}\n`);
+        return CliExit.ok;
+      };
+      break;
+    case 'pause':
+    case 'resume':
+    case 'abort': {
+      const target = checked(groupNameSchema, single(positionals, 'GROUP'), 'group');
+      const body = values.reason !== undefined ? { reason: values.reason } : {};
+      run = async (client) => {
+        const answer = await client.post(apiPaths.groupAction(target, command), body, groupActionResponseSchema);
+        if (asJson) io.out(json(answer));
+        else {
+          const verb = { pause: 'paused', resume: 'resumed', abort: 'aborted' }[command];
+          io.out(
+            `${answer.group}: ${verb}; group ${answer.paused ? 'is paused' : 'is not paused'}, rollout ${answer.rolloutState ?? 'none'}\n`,
+          );
+        }
+        return CliExit.ok;
+      };
+      break;
+    }
+    case 'forget': {
+      const nodeId = checked(nodeIdSchema, single(positionals, 'NODE'), 'node');
+      run = async (client) => {
+        const query = group !== undefined ? `?group=${encodeURIComponent(group)}` : '';
+        const answer = await client.delete(`${apiPaths.node(nodeId)}${query}`, forgetResponseSchema);
+        io.out(asJson ? json(answer) : `forgot node ${answer.nodeId} in ${answer.groups.join(', ')}\n`);
+        return CliExit.ok;
+      };
+      break;
+    }
+    case 'events': {
+      none(positionals);
+      const limit = parsePositiveInteger(values.limit, '--limit', 1_000) ?? 20;
+      const intervalMs = parsePositiveInteger(values.interval, '--interval', 3_600_000) ?? 1_000;
+      run = (client) =>
+        followEvents(client, { group, limit, follow: values.follow === true, intervalMs, asJson }, io);
+      break;
+    }
+  }
+
+  const client = createAdminClient(connection);
+  try {
+    return await run(client);
+  } finally {
+    await client.close();
+  }
+}
+
+function eventsPath(query: { afterSeq?: number; limit: number; group: string | undefined }): string {
+  const params = new URLSearchParams();
+  if (query.afterSeq !== undefined) params.set('afterSeq', String(query.afterSeq));
+  params.set('limit', String(query.limit));
+  if (query.group !== undefined) params.set('group', query.group);
+  return `/v1/events?${params.toString()}`;
+}
+
+async function followEvents(
+  client: AdminClient,
+  options: { group: string | undefined; limit: number; follow: boolean; intervalMs: number; asJson: boolean },
+  io: CommandIo,
+): Promise<number> {
+  const print = (event: BatonEvent): void => io.out(`${options.asJson ? JSON.stringify(event) : formatEvent(event)}\n`);
+  const first = await client.get(eventsPath({ limit: options.limit, group: options.group }), eventsResponseSchema);
+  first.events.forEach(print);
+  if (!options.follow) return CliExit.ok;
+
+  let afterSeq = first.events.reduce((max, event) => Math.max(max, event.seq), 0);
+  let failing = false;
+  const pageSize = 1_000;
+  while (!io.signal.aborted) {
+    try {
+      await sleep(options.intervalMs, undefined, { signal: io.signal });
+    } catch {
+      break;
+    }
+    try {
+      // Drain every page that is ready before sleeping again.
+      for (;;) {
+        const page = await client.get(eventsPath({ afterSeq, limit: pageSize, group: options.group }), eventsResponseSchema, io.signal);
+        for (const event of page.events) {
+          if (event.seq <= afterSeq) continue;
+          print(event);
+          afterSeq = event.seq;
+        }
+        if (page.events.length < pageSize) break;
+      }
+      if (failing) io.err(`baton events: coordinator ${client.url} reachable again\n`);
+      failing = false;
+    } catch (error) {
+      if (io.signal.aborted) break;
+      // Like tail -F: an outage of the coordinator is waited out; a refused token or a foreign API is not.
+      if (error instanceof CliError && (error.exitCode === CliExit.unavailable || error.exitCode === CliExit.software)) {
+        if (!failing) io.err(`baton events: ${error.message}; retrying every ${formatDuration(options.intervalMs)}\n`);
+        failing = true;
+        continue;
+      }
+      throw error;
+    }
+  }
+  return CliExit.ok;
+}
+
+export function renderStatus(status: StatusResponse, url: string): string {
+  const now = status.serverTimeMs;
+  const sections: string[] = [`Coordinator ${url} at ${new Date(now).toISOString()}`];
+  if (status.groups.length === 0) {
+    sections.push('No groups yet: agents join a group with their first heartbeat.');
+    return sections.join('\n\n');
+  }
+
+  sections.push(
+    renderTable(
+      ['GROUP', 'PAUSED', 'MAX UNAVAILABLE', 'NODES', 'ROLLOUT', 'TARGET', 'PROGRESS', 'LEASES', 'OPENED'],
+      status.groups.map((group) => {
+        const rollout = group.rollout;
+        const policy = group.policy;
+        const maxUnavailable =
+          typeof policy.maxUnavailable === 'string'
+            ? `${policy.maxUnavailable} (${policy.effectiveMaxUnavailable})`
+            : String(policy.effectiveMaxUnavailable);
+        return [
+          group.name,
+          group.paused ? 'yes' : 'no',
+          maxUnavailable,
+          String(group.nodes.length),
+          rollout?.state ?? '-',
+          shortDigest(rollout?.targetDigest),
+          rollout
+            ? `${rollout.progress.onTarget}/${rollout.progress.totalNodes} on target, ${rollout.progress.updating} updating`
+            : '-',
+          `${group.leases.length}/${policy.effectiveMaxUnavailable}`,
+          rollout ? formatAge(rollout.openedAtMs, now) : '-',
+        ];
+      }),
+    ),
+  );
+
+  const notes = status.groups.flatMap((group) => {
+    const rollout = group.rollout;
+    if (!rollout || rollout.state !== 'halted') return [];
+    const by = rollout.haltedByNodeId !== null ? ` by node ${rollout.haltedByNodeId}` : '';
+    const why = rollout.haltReason !== null ? `: ${rollout.haltReason}` : '';
+    return [`! ${group.name}: rollout to ${shortDigest(rollout.targetDigest)} halted${by}${why} (baton resume ${group.name} or baton abort ${group.name})`];
+  });
+  if (notes.length > 0) sections.push(notes.join('\n'));
+
+  sections.push(renderNodes(status.groups.flatMap((group) => group.nodes), now));
+
+  const leases = status.groups.flatMap((group) => group.leases);
+  sections.push(
+    leases.length === 0
+      ? 'No leases held.'
+      : renderTable(
+          ['LEASE', 'GROUP', 'NODE', 'TOKEN', 'TARGET', 'HELD FOR', 'EXPIRES IN'],
+          leases.map((lease) => [
+            lease.leaseId,
+            lease.group,
+            lease.nodeId,
+            String(lease.fencingToken),
+            shortDigest(lease.targetDigest),
+            formatDuration(now - lease.grantedAtMs),
+            formatDuration(lease.timeLeftMs),
+          ]),
+        ),
+  );
+  return sections.join('\n\n');
+}
+
+export function renderNodes(nodes: StatusResponse['groups'][number]['nodes'], nowMs: number): string {
+  if (nodes.length === 0) return 'No nodes.';
+  return renderTable(
+    ['NODE', 'GROUP', 'HOST', 'HEALTH', 'STEP', 'DIGEST', 'VERSION', 'LAST HEARTBEAT'],
+    nodes.map((node) => [
+      node.nodeId,
+      node.group,
+      node.host,
+      node.health,
+      node.step,
+      shortDigest(node.currentDigest),
+      node.agentVersion,
+      `${formatAge(node.lastHeartbeatMs, nowMs)}${node.silent ? ' (SILENT)' : ''}`,
+    ]),
+  );
+}
