@@ -4,7 +4,7 @@ import type { Clock } from '../shared/clock.js';
 import type { AgentConfig, ServiceConfig } from '../shared/config/agent.js';
 import type { Logger } from '../shared/logger.js';
 import type { RandomSource } from '../shared/random.js';
-import type { ContainerRuntime, CoordinatorClient, HealthProbe, HookRunner, RegistryClient } from './ports.js';
+import type { ContainerRuntime, CoordinatorClient, HealthProbe, HookRunner, Readiness, RegistryClient } from './ports.js';
 import type { ReadinessServer } from './readiness/server.js';
 import { formatByDigest, parseImageReference } from './registry/reference.js';
 import { RegistryRateLimitedError } from './registry/errors.js';
@@ -127,6 +127,7 @@ class ServiceWorker {
   private needsReconcile = true;
   private repairFailures = 0;
   private repairRetryAtMs = 0;
+  /** The digest the service's container runs, or ran last when it has gone missing (re-created from it: I2). */
   private runningDigest: string | null = null;
   /** What the last inspect saw: undefined before the first one. */
   private containerRunning: boolean | undefined;
@@ -137,6 +138,8 @@ class ServiceWorker {
   private failedChecks = 0;
   private heartbeatIntervalMs = defaultHeartbeatIntervalMs;
   private wakeHeartbeat: AbortController = new AbortController();
+  /** Something worth reporting changed since the last beat was sent. */
+  private heartbeatDirty = false;
   private readonly logger: Logger;
   private readonly name: string;
 
@@ -248,9 +251,10 @@ class ServiceWorker {
 
   private async compareAndUpdate(digest: string, signal: AbortSignal): Promise<void> {
     const current = await this.deps.runtime.inspect(this.name);
-    this.runningDigest = current?.digest ?? null;
     this.containerRunning = current?.running ?? false;
-    if (current === undefined) return; // the monitor provisions it
+    // Gone: the monitor re-creates it from the digest it ran (kept in runningDigest), never from the tag.
+    if (current === undefined) return;
+    this.runningDigest = current.digest;
     if (current.digest === digest) {
       this.settled = undefined;
       return;
@@ -319,6 +323,7 @@ class ServiceWorker {
   async heartbeatLoop(signal: AbortSignal): Promise<void> {
     let failures = 0;
     while (!signal.aborted) {
+      this.heartbeatDirty = false;
       try {
         await this.sendHeartbeat(signal);
         if (failures > 0) this.logger.info({ failures }, 'coordinator reachable again');
@@ -330,7 +335,7 @@ class ServiceWorker {
           this.logger.warn({ err: error, failures }, 'heartbeat failed; the service keeps running');
         }
       }
-      await this.sleepUntilNextHeartbeat(signal);
+      await this.sleepUntilNextHeartbeat(signal, failures > 0);
     }
   }
 
@@ -375,17 +380,30 @@ class ServiceWorker {
     return readiness.reason === 'starting' ? 'starting' : 'unhealthy';
   }
 
+  /** Reports a change at once: wakes the heartbeat loop, or makes it beat again right after the beat in flight. */
   private heartbeatNow(): void {
+    this.heartbeatDirty = true;
     this.wakeHeartbeat.abort();
   }
 
-  private async sleepUntilNextHeartbeat(signal: AbortSignal): Promise<void> {
-    this.wakeHeartbeat = new AbortController();
+  private async sleepUntilNextHeartbeat(signal: AbortSignal, lastFailed: boolean): Promise<void> {
+    // A change that happened while the last beat was in flight is sent now (but a failing
+    // coordinator is not hammered: after a failure the loop waits its interval).
+    if (this.heartbeatDirty && !lastFailed) return;
+    const wake = new AbortController();
+    this.wakeHeartbeat = wake;
+    // One controller per sleep, linked to shutdown by a listener removed afterwards: no
+    // AbortSignal.any per beat, whose bookkeeping piles up in a process that runs for months.
+    const onShutdown = (): void => wake.abort();
+    if (signal.aborted) return;
+    signal.addEventListener('abort', onShutdown, { once: true });
     const delayMs = withJitterMs(this.heartbeatIntervalMs * 0.9, this.heartbeatIntervalMs * 0.2, this.deps.random);
     try {
-      await this.deps.clock.sleep(delayMs, AbortSignal.any([signal, this.wakeHeartbeat.signal]));
+      await this.deps.clock.sleep(delayMs, wake.signal);
     } catch {
       // Woken early: by shutdown or by a state change worth reporting at once.
+    } finally {
+      signal.removeEventListener('abort', onShutdown);
     }
   }
 
@@ -483,6 +501,18 @@ class ServiceWorker {
     }
   }
 
+  /** The readiness endpoint, for the update flow and reconcile: every change is also heartbeated at once. */
+  private readonly reportingReadiness: Readiness = {
+    setDraining: (service, draining) => {
+      this.deps.readiness.setDraining(service, draining);
+      this.heartbeatNow();
+    },
+    setHealthy: (service, healthy) => {
+      this.deps.readiness.setHealthy(service, healthy);
+      this.heartbeatNow();
+    },
+  };
+
   private setStep(step: UpdateStep): void {
     if (this.step === step) return;
     this.step = step;
@@ -493,7 +523,7 @@ class ServiceWorker {
     return {
       runtime: this.deps.runtime,
       coordinator: this.deps.coordinator,
-      readiness: this.deps.readiness,
+      readiness: this.reportingReadiness,
       healthProbe: this.deps.healthProbe,
       hooks: this.deps.hooks,
       journal: this.deps.journal,

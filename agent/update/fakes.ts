@@ -27,6 +27,8 @@ import type {
   HealthProbe,
   HookRunner,
   Readiness,
+  RegistryClient,
+  ResolvedDigest,
 } from '../ports.js';
 
 /**
@@ -384,10 +386,28 @@ export class FakeCoordinator implements CoordinatorClient {
     return this.live.has(leaseId);
   }
 
+  /** What heartbeats answer (change it to pause the group, shorten the interval...). */
+  heartbeatAnswer: HeartbeatResponse = { pollNow: false, paused: false, heartbeatIntervalMs: 10_000, targetDigest: null, rolloutState: null };
+  private pollNowPending = false;
+
+  /** The next heartbeat answers `pollNow: true` (as after a registry push), once. */
+  requestPollNow(): void {
+    this.pollNowPending = true;
+  }
+
+  /** The bodies of the heartbeats received so far, in order. */
+  heartbeats(): Array<HeartbeatRequest & { nodeId: string; atMs: number }> {
+    return this.calls
+      .filter((c) => c.op === 'heartbeat')
+      .map((c) => ({ ...(c.body as HeartbeatRequest & { nodeId: string }), atMs: c.atMs }));
+  }
+
   heartbeat(nodeId: string, body: HeartbeatRequest): Promise<HeartbeatResponse> {
     this.calls.push({ op: 'heartbeat', atMs: this.clock.nowMs(), body: { nodeId, ...body } });
     if (this.unavailable) return Promise.reject(coordinatorUnavailableError());
-    return Promise.resolve({ pollNow: false, paused: false, heartbeatIntervalMs: 10_000, targetDigest: null, rolloutState: null });
+    const pollNow = this.pollNowPending || this.heartbeatAnswer.pollNow;
+    this.pollNowPending = false;
+    return Promise.resolve({ ...this.heartbeatAnswer, pollNow });
   }
 
   acquire(body: LeaseRequest): Promise<LeaseDecision> {
@@ -455,6 +475,37 @@ export class FakeCoordinator implements CoordinatorClient {
       ttlMs: this.ttlMs,
       expiresAtMs: this.clock.nowMs() + this.ttlMs,
     };
+  }
+}
+
+// ---- Registry
+
+/**
+ * The registry: every image resolves to `digests[image]` (set it to "push"), or the next scripted
+ * errors are thrown first. Records the time of every resolve.
+ */
+export class FakeRegistry implements RegistryClient {
+  readonly digests = new Map<string, string>();
+  /** Errors thrown by the next resolves, in order. */
+  readonly failures: Error[] = [];
+  /** Every resolve stays failing with this error while set. */
+  down: Error | undefined;
+  readonly calls: Array<{ image: string; atMs: number; failed: boolean }> = [];
+
+  constructor(private readonly clock: Clock) {}
+
+  push(image: string, digest: string): void {
+    this.digests.set(image, digest);
+  }
+
+  resolve(image: string): Promise<ResolvedDigest> {
+    const error = this.failures.shift() ?? this.down;
+    const digest = this.digests.get(image);
+    const failed = error !== undefined || digest === undefined;
+    this.calls.push({ image, atMs: this.clock.nowMs(), failed });
+    if (error !== undefined) return Promise.reject(error);
+    if (digest === undefined) return Promise.reject(new BatonError('MANIFEST_NOT_FOUND', `${image}: manifest unknown`));
+    return Promise.resolve({ digest, tagDigest: digest, mediaType: 'application/vnd.oci.image.manifest.v1+json' });
   }
 }
 

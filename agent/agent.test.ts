@@ -1,0 +1,369 @@
+/**
+ * The agent's main loop (agent/agent.ts) on fakes and a manual clock: reconcile at start, heartbeat,
+ * health monitor with auto-heal, staggered polls, pause, registry backoff, "poll now", shutdown.
+ */
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../shared/clock.js';
+import { agentConfigSchema } from '../shared/config/agent.js';
+import { fixedRandom } from '../shared/random.js';
+import { Agent } from './agent.js';
+import { createReadinessServer } from './readiness/server.js';
+import { RegistryConnectionError, RegistryRateLimitedError } from './registry/errors.js';
+import { nextPollAtMs } from './schedule/schedule.js';
+import {
+  advanceUntil,
+  captureLogger,
+  FakeCoordinator,
+  FakeHealthProbe,
+  FakeHooks,
+  FakeRegistry,
+  FakeRuntime,
+  NEW_DIGEST,
+  OLD_DIGEST,
+  settle,
+} from './update/fakes.js';
+import { MemoryUpdateJournal } from './update/state-file.js';
+
+const IMAGE = 'registry.test/app:latest';
+const THIRD_DIGEST = `sha256:${'c'.repeat(64)}`;
+const byDigest = (digest: string) => `registry.test/app@${digest}`;
+
+interface WorldOptions {
+  cron?: string;
+  nodeId?: string;
+  /** No `web` container at start. */
+  noContainer?: boolean;
+}
+
+function world(options: WorldOptions = {}) {
+  const clock = new ManualClock(1_700_000_000_000);
+  const runtime = new FakeRuntime(clock);
+  if (!options.noContainer) runtime.addContainer({ name: 'web', service: 'web', digest: OLD_DIGEST });
+  const registry = new FakeRegistry(clock);
+  registry.push(IMAGE, OLD_DIGEST);
+  const coordinator = new FakeCoordinator(clock);
+  const { logger, lines } = captureLogger();
+  const readiness = createReadinessServer({ listen: '127.0.0.1:0', logger, services: ['web'] });
+  const healthProbe = FakeHealthProbe.backedBy(clock, runtime, 'web');
+  const journal = new MemoryUpdateJournal();
+  const config = agentConfigSchema.parse({
+    nodeId: options.nodeId ?? 'node-1',
+    host: '127.0.0.2',
+    coordinator: { urls: ['http://127.0.0.1:7070'] },
+    schedule: { cron: options.cron ?? '*/10 * * * * *', splayMs: 0 },
+    services: [
+      {
+        group: 'web',
+        image: IMAGE,
+        containerName: 'web',
+        health: {
+          http: { url: 'http://127.0.0.2:8080/health' },
+          intervalMs: 1_000,
+          consecutivePasses: 2,
+          deadlineMs: 10_000,
+          minHealthyMs: 2_000,
+        },
+        drainSeconds: 2,
+        readmitSeconds: 1,
+      },
+    ],
+  });
+  const agent = new Agent({
+    config,
+    runtime,
+    registry,
+    coordinator,
+    readiness,
+    healthProbe,
+    hooks: new FakeHooks(clock),
+    journal,
+    clock,
+    random: fixedRandom(0.5),
+    logger,
+    agentVersion: '0.0.0-test',
+  });
+  const start = () => settle(clock, agent.start(), { stepMs: 100 });
+  const stop = () => settle(clock, agent.stop(), { stepMs: 100 });
+  /** Lets `ms` of simulated time pass, 100 ms at a time. */
+  const run = async (ms: number) => {
+    const until = clock.nowMs() + ms;
+    await advanceUntil(clock, () => clock.nowMs() >= until, { stepMs: 100 });
+  };
+  const until = (what: () => boolean, limitMs = 120_000) => advanceUntil(clock, what, { stepMs: 100, limitMs });
+  const web = () => runtime.list().find((c) => c.name === 'web');
+  const acquires = () => coordinator.calls.filter((c) => c.op === 'acquire');
+  const ready = () => readiness.status('web')?.ready;
+  const logged = (msg: string) => lines.filter((l) => l.msg === msg);
+  return { clock, runtime, registry, coordinator, readiness, journal, lines, agent, start, stop, run, until, web, acquires, ready, logged };
+}
+
+describe('Agent: start', () => {
+  it('reconciles, reports itself healthy on its digest, and polls on its schedule without updating when nothing changed', async () => {
+    const w = world();
+    await w.start();
+    expect(w.ready()).toBe(true);
+    await w.run(35_000);
+    expect(w.registry.calls.length).toBeGreaterThanOrEqual(3);
+    expect(w.registry.calls.length).toBeLessThanOrEqual(4); // one poll per 10 s slot
+    expect(w.acquires()).toEqual([]);
+    const last = w.coordinator.heartbeats().at(-1);
+    expect(last).toMatchObject({ nodeId: 'node-1', group: 'web', currentDigest: OLD_DIGEST, health: 'healthy', step: 'idle' });
+    await w.stop();
+  });
+
+  it('provisions a missing service from the tag, without a lease', async () => {
+    const w = world({ noContainer: true });
+    await w.start();
+    expect(w.web()).toMatchObject({ digest: OLD_DIGEST, running: true, image: byDigest(OLD_DIGEST) });
+    expect(w.ready()).toBe(true);
+    expect(w.acquires()).toEqual([]);
+    expect(w.logged('provisioned missing service')).toHaveLength(1);
+    await w.stop();
+  });
+
+  it('keeps running when the engine is down at start: reconcile is retried with backoff, and polls wait for it', async () => {
+    const w = world();
+    w.runtime.failNext('inspect', new Error('connect ENOENT /var/run/docker.sock'));
+    await w.start(); // does not reject
+    expect(w.logged('reconcile failed; will retry')).toHaveLength(1);
+    expect(w.coordinator.heartbeats().length).toBeGreaterThan(0); // the coordinator still hears from it
+    await w.until(() => w.logged('reconciled').length === 1);
+    expect(w.ready()).toBe(true);
+    const reconciledAt = w.clock.nowMs();
+    await w.until(() => w.registry.calls.length > 0, 20_000);
+    expect(w.registry.calls[0]!.atMs).toBeGreaterThanOrEqual(reconciledAt);
+    await w.stop();
+  });
+});
+
+describe('Agent: updates', () => {
+  it('updates to a pushed digest under a lease, and the heartbeat reports every step and the health on the way', async () => {
+    const w = world();
+    w.runtime.pullDurationMs = 1_000;
+    w.runtime.stopDurationMs = 1_000;
+    await w.start();
+    w.registry.push(IMAGE, NEW_DIGEST);
+    await w.until(() => w.logged('update finished').length === 1);
+    expect(w.logged('update finished')[0]).toMatchObject({ outcome: 'updated', digest: NEW_DIGEST });
+    expect(w.web()).toMatchObject({ digest: NEW_DIGEST, running: true });
+    expect(w.coordinator.releases.map((r) => r.outcome)).toEqual(['updated']);
+    expect(w.runtime.mutations().filter((m) => m.startsWith('pull:'))).toEqual([`pull:${byDigest(NEW_DIGEST)}`]); // one pull
+
+    await w.run(1_000);
+    const beats = w.coordinator.heartbeats();
+    const steps = new Set(beats.map((b) => b.step));
+    for (const step of ['pull', 'lease', 'drain', 'stop', 'health', 'success', 'idle']) expect(steps, step).toContain(step);
+    // The drain is reported as soon as readiness answers 503 (not at the next interval).
+    expect(beats.filter((b) => b.step === 'drain').map((b) => b.health)).toContain('draining');
+    expect(beats.find((b) => b.step === 'pull')).toMatchObject({ health: 'healthy', currentDigest: OLD_DIGEST });
+    expect(beats.at(-1)).toMatchObject({ step: 'idle', health: 'healthy', currentDigest: NEW_DIGEST });
+    // Every step change is reported at once, not at the next interval (10 s here).
+    const drainBeat = beats.find((b) => b.step === 'drain')!;
+    const leaseGranted = w.acquires()[0]!.atMs;
+    expect(drainBeat.atMs - leaseGranted).toBeLessThan(200);
+    await w.stop();
+  });
+
+  it('starts no update while the group is paused, and updates once it is resumed', async () => {
+    const w = world();
+    w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, paused: true, heartbeatIntervalMs: 2_000 };
+    await w.start();
+    w.registry.push(IMAGE, NEW_DIGEST);
+    await w.run(40_000);
+    expect(w.registry.calls.length).toBeGreaterThanOrEqual(3); // it polls...
+    expect(w.acquires()).toEqual([]); // ...but asks for no lease
+    expect(w.web()?.digest).toBe(OLD_DIGEST);
+    expect(w.runtime.mutations()).toEqual([]);
+    expect(w.logged('new digest, but the group is paused').length).toBeGreaterThanOrEqual(3);
+
+    w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, paused: false };
+    await w.until(() => w.logged('update finished').length === 1);
+    expect(w.web()?.digest).toBe(NEW_DIGEST);
+    expect(w.logged('group resumed')).toHaveLength(1);
+    await w.stop();
+  });
+
+  it('does not ask again for a digest that failed here, until the tag moves on', async () => {
+    const w = world();
+    w.runtime.setImageBehaviour(NEW_DIGEST, { healthy: false });
+    await w.start();
+    w.registry.push(IMAGE, NEW_DIGEST);
+    await w.until(() => w.logged('update finished').length === 1);
+    expect(w.logged('update finished')[0]?.outcome).toBe('rolled-back');
+    expect(w.coordinator.releases.map((r) => r.outcome)).toEqual(['failed']);
+    expect(w.web()?.digest).toBe(OLD_DIGEST);
+
+    const pollsBefore = w.registry.calls.length;
+    await w.run(60_000);
+    expect(w.registry.calls.length).toBeGreaterThan(pollsBefore + 4);
+    expect(w.acquires()).toHaveLength(1);
+
+    w.registry.push(IMAGE, THIRD_DIGEST);
+    await w.until(() => w.logged('update finished').length === 2);
+    expect(w.acquires()).toHaveLength(2);
+    expect(w.web()?.digest).toBe(THIRD_DIGEST);
+    await w.stop();
+  });
+
+  it('does not ask again for a digest whose rollout is halted elsewhere', async () => {
+    const w = world();
+    w.coordinator.acquireScript.push({ refuse: 'halted' });
+    await w.start();
+    w.registry.push(IMAGE, NEW_DIGEST);
+    await w.until(() => w.logged('update finished').length === 1);
+    expect(w.logged('update finished')[0]).toMatchObject({ outcome: 'skipped' });
+    await w.run(60_000);
+    expect(w.acquires()).toHaveLength(1);
+    expect(w.runtime.mutations()).toEqual([`pull:${byDigest(NEW_DIGEST)}`]); // pre-pulled, nothing else
+    await w.stop();
+  });
+});
+
+describe('Agent: registry trouble', () => {
+  it('backs off after failed polls (no update, the polls in between skipped) and resumes polling every slot once it answers', async () => {
+    const w = world({ cron: '* * * * * *' }); // a poll every second
+    await w.start();
+    w.registry.down = new RegistryConnectionError('http://registry.test/v2/app/manifests/latest');
+    await w.until(() => w.registry.calls.filter((c) => c.failed).length === 4);
+    const times = w.registry.calls.filter((c) => c.failed).map((c) => c.atMs);
+    const gaps = times.slice(1).map((t, i) => t - (times[i] as number));
+    // Equal-jitter backoff from 5 s, doubling (random 0.5: 3.75 s, 7.5 s, 15 s), rounded up to the next 1 s slot.
+    expect(gaps).toEqual([4_000, 8_000, 15_000]);
+    expect(w.logged('registry backoff: skipping this poll').length).toBeGreaterThan(20);
+    expect(w.acquires()).toEqual([]);
+    expect(w.ready()).toBe(true); // the service keeps serving
+    expect(w.runtime.mutations()).toEqual([]);
+
+    w.registry.down = undefined;
+    const failed = w.registry.calls.length;
+    await w.until(() => w.registry.calls.length === failed + 3, 60_000);
+    const recovered = w.registry.calls.slice(failed).map((c) => c.atMs);
+    expect(recovered[2]! - recovered[1]!).toBe(1_000);
+    expect(w.logged('registry reachable again')).toHaveLength(1);
+    await w.stop();
+  });
+
+  it('waits out a rate limit for its Retry-After', async () => {
+    const w = world({ cron: '* * * * * *' });
+    await w.start();
+    w.registry.failures.push(new RegistryRateLimitedError('registry.test', 429, 30_000));
+    await w.until(() => w.registry.calls.some((c) => c.failed));
+    const failedAt = w.registry.calls.find((c) => c.failed)!.atMs;
+    await w.until(() => w.registry.calls.at(-1)!.atMs > failedAt);
+    expect(w.registry.calls.at(-1)!.atMs - failedAt).toBe(31_000); // 30 s + 0.5 s jitter, next slot
+    await w.stop();
+  });
+});
+
+describe('Agent: poll now', () => {
+  it('polls at once when a heartbeat answer says pollNow, long before its next scheduled poll', async () => {
+    const w = world({ cron: '0 * * * *' }); // hourly
+    w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, heartbeatIntervalMs: 1_000 };
+    await w.start();
+    const due = nextPollAtMs({ nowMs: w.clock.nowMs(), periodMs: 3_600_000, nodeId: 'node-1', random: fixedRandom(0.5), splayMs: 0 });
+    expect(due - w.clock.nowMs()).toBeGreaterThan(60_000); // otherwise this test proves nothing
+    await w.run(10_000);
+    expect(w.registry.calls).toEqual([]);
+
+    w.registry.push(IMAGE, NEW_DIGEST);
+    const askedAt = w.clock.nowMs();
+    w.coordinator.requestPollNow();
+    await w.until(() => w.registry.calls.length === 1, 5_000);
+    expect(w.registry.calls[0]!.atMs - askedAt).toBeLessThanOrEqual(1_200);
+    expect(w.logged('coordinator asked for a poll now (registry push)')).toHaveLength(1);
+    await w.until(() => w.logged('update finished').length === 1);
+    expect(w.web()?.digest).toBe(NEW_DIGEST);
+    await w.stop();
+  });
+});
+
+describe('Agent: health monitor and auto-heal', () => {
+  it('restarts a container that died, without a lease, and reports it unhealthy until it serves again', async () => {
+    const w = world();
+    // The container was started an hour ago (FakeRuntime.addContainer); it exits 20 s from now.
+    w.runtime.setImageBehaviour(OLD_DIGEST, { exitsAfterMs: 3_600_000 + 20_000 });
+    await w.start();
+    await w.until(() => w.web()?.running === false);
+    await w.until(() => w.logged('container not running; restarting it').length === 1, 5_000);
+    expect(w.ready()).toBe(false);
+    expect(['stopped', 'unhealthy']).toContain(w.coordinator.heartbeats().at(-1)?.health);
+    await w.until(() => w.web()?.running === true && w.ready() === true, 10_000);
+    expect(w.runtime.mutations()).toEqual(['start:web']);
+    expect(w.acquires()).toEqual([]);
+    expect(w.coordinator.heartbeats().at(-1)?.health).toBe('healthy');
+    await w.stop();
+  });
+
+  it('re-creates a removed container from the digest it ran, not from the tag (I2)', async () => {
+    const w = world();
+    w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, paused: true };
+    await w.start();
+    w.registry.push(IMAGE, NEW_DIGEST); // the tag moved, but the group is paused
+    await w.runtime.stop('web', 0); // the fake refuses to remove a running container; Docker's force does both
+    await w.runtime.remove('web');
+    await w.until(() => w.logged('provisioned missing service').length === 1);
+    expect(w.web()).toMatchObject({ digest: OLD_DIGEST, running: true });
+    expect(w.ready()).toBe(true);
+    expect(w.acquires()).toEqual([]);
+    await w.stop();
+  });
+
+  it('marks an unhealthy service not ready after two failed checks, and ready again when it recovers', async () => {
+    const w = world();
+    await w.start();
+    w.runtime.setImageBehaviour(OLD_DIGEST, { healthy: false });
+    await w.until(() => w.ready() === false, 10_000);
+    expect(w.coordinator.heartbeats().at(-1)?.health).toBe('unhealthy');
+    w.runtime.setImageBehaviour(OLD_DIGEST, {});
+    await w.until(() => w.ready() === true, 10_000);
+    expect(w.runtime.mutations()).toEqual([]); // a running container is not restarted for failing checks
+    await w.stop();
+  });
+
+  it('keeps watching the container while an update waits for its lease', async () => {
+    const w = world();
+    for (let i = 0; i < 20; i += 1) w.coordinator.acquireScript.push({ refuse: 'busy', retryAfterMs: 2_000 });
+    await w.start();
+    w.registry.push(IMAGE, NEW_DIGEST);
+    await w.until(() => w.acquires().length === 2);
+    expect(w.ready()).toBe(true);
+    w.runtime.setImageBehaviour(OLD_DIGEST, { healthy: false });
+    await w.until(() => w.ready() === false, 10_000);
+    expect(w.acquires().length).toBeLessThan(20); // still waiting for the lease
+    expect(w.coordinator.heartbeats().at(-1)).toMatchObject({ step: 'lease', health: 'unhealthy' });
+    await w.stop();
+  });
+});
+
+describe('Agent: stop', () => {
+  it('during an update: rolls back, releases the lease as abandoned, and sends a last heartbeat', async () => {
+    const w = world();
+    await w.start();
+    w.registry.push(IMAGE, NEW_DIGEST);
+    await w.until(() => w.coordinator.heartbeats().some((b) => b.step === 'health'));
+    await w.stop();
+    expect(w.logged('update finished')[0]).toMatchObject({ outcome: 'aborted' });
+    expect(w.coordinator.releases.map((r) => r.outcome)).toEqual(['abandoned']);
+    expect(w.runtime.list().map((c) => ({ name: c.name, digest: c.digest, running: c.running }))).toEqual([
+      { name: 'web', digest: OLD_DIGEST, running: true },
+    ]);
+    expect(w.ready()).toBe(true);
+    expect(w.coordinator.heartbeats().at(-1)).toMatchObject({ step: 'idle', health: 'healthy', currentDigest: OLD_DIGEST });
+    // Heartbeats went on during the rollback.
+    expect(w.coordinator.heartbeats().some((b) => b.step === 'rollback')).toBe(true);
+    expect(w.clock.pendingSleepers()).toBe(0);
+  });
+
+  it('while idle: stops every loop promptly', async () => {
+    const w = world();
+    await w.start();
+    await w.run(5_000);
+    const before = w.clock.nowMs();
+    await w.stop();
+    expect(w.clock.nowMs() - before).toBeLessThanOrEqual(200);
+    expect(w.clock.pendingSleepers()).toBe(0);
+    const calls = w.registry.calls.length;
+    await w.run(30_000);
+    expect(w.registry.calls.length).toBe(calls);
+  });
+});
