@@ -5,6 +5,7 @@ import type { AgentConfig, ServiceConfig } from '../shared/config/agent.js';
 import type { Logger } from '../shared/logger.js';
 import type { RandomSource } from '../shared/random.js';
 import type { ContainerRuntime, CoordinatorClient, HealthProbe, HookRunner, Readiness, RegistryClient } from './ports.js';
+import { noopAgentMetrics, type AgentMetrics } from './metrics/metrics.js';
 import type { ReadinessServer } from './readiness/server.js';
 import { formatByDigest, parseImageReference } from './registry/reference.js';
 import { RegistryRateLimitedError } from './registry/errors.js';
@@ -24,6 +25,8 @@ export interface AgentDeps {
   random: RandomSource;
   logger: Logger;
   agentVersion: string;
+  /** Prometheus counters (agent/metrics); nothing by default. */
+  metrics?: AgentMetrics;
   /** Ticks for irregular cron expressions; node-cron by default (tests pass a fake). */
   tickSource?: CronTickSource;
 }
@@ -73,6 +76,7 @@ export class Agent {
       ...(deps.tickSource ? { tickSource: deps.tickSource } : {}),
     });
     this.workers = deps.config.services.map((service) => new ServiceWorker(deps, service, () => this.scheduler.pollNow()));
+    (deps.metrics ?? noopAgentMetrics).watchSteps(() => this.workers.map((worker) => worker.currentStep()));
   }
 
   /**
@@ -142,6 +146,7 @@ class ServiceWorker {
   private heartbeatDirty = false;
   private readonly logger: Logger;
   private readonly name: string;
+  private readonly metrics: AgentMetrics;
 
   constructor(
     private readonly deps: AgentDeps,
@@ -149,6 +154,7 @@ class ServiceWorker {
     private readonly requestPoll: () => void,
   ) {
     this.name = service.containerName;
+    this.metrics = deps.metrics ?? noopAgentMetrics;
     this.logger = deps.logger.child({ service: service.containerName, group: service.group });
   }
 
@@ -274,6 +280,7 @@ class ServiceWorker {
     const imageByDigest = formatByDigest(parseImageReference(this.service.image), digest);
     try {
       const result = await runUpdate(this.updateDeps(), this.service, { digest, imageByDigest }, signal);
+      this.metrics.updateFinished(this.name, result.outcome, result.durationMs);
       if (result.runningDigest !== null) this.runningDigest = result.runningDigest;
       this.logger.info(
         { outcome: result.outcome, reason: result.reason, digest, release: result.release, durationMs: result.durationMs },
@@ -293,6 +300,10 @@ class ServiceWorker {
     }
   }
 
+  currentStep(): { service: string; step: UpdateStep } {
+    return { service: this.name, step: this.step };
+  }
+
   /** Step 1: one HEAD for the tag's digest; on any registry trouble keep serving and back off with jitter. */
   private async resolveTag(signal: AbortSignal): Promise<{ digest: string } | undefined> {
     const startedMs = this.deps.clock.nowMs();
@@ -300,11 +311,14 @@ class ServiceWorker {
       const resolved = await this.deps.registry.resolve(this.service.image, signal);
       if (this.registryFailures > 0) this.logger.info({ failures: this.registryFailures }, 'registry reachable again');
       this.registryFailures = 0;
+      this.metrics.pollFinished(this.name, 'ok');
       this.logger.debug({ step: 'poll', digest: resolved.digest, durationMs: this.deps.clock.nowMs() - startedMs }, 'polled');
       return resolved;
     } catch (error) {
       if (signal.aborted) return undefined;
       this.registryFailures += 1;
+      this.metrics.pollFinished(this.name, 'error');
+      this.metrics.registryError(this.name, error);
       const delayMs =
         error instanceof RegistryRateLimitedError && error.retryAfterMs !== undefined
           ? withJitterMs(error.retryAfterMs, 1_000, this.deps.random)

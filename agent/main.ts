@@ -13,6 +13,7 @@ import { createCoordinatorClient } from './coordinator/client.js';
 import { createDockerRuntime } from './docker/runtime.js';
 import { createHttpHealthProbe } from './health/http-probe.js';
 import { createShellHookRunner } from './hooks/shell.js';
+import { createPrometheusAgentMetrics } from './metrics/metrics.js';
 import { createReadinessServer } from './readiness/server.js';
 import { createRegistryClient } from './registry/client.js';
 import { loadCredentialStore, type CredentialStore } from './registry/credentials.js';
@@ -132,10 +133,12 @@ export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): 
       return found ? { username: found.username, password: found.password, serveraddress: registryHost } : undefined;
     },
   });
+  const metrics = createPrometheusAgentMetrics({ nodeId: config.nodeId, version: batonVersion, processMetrics: true });
   const readiness = createReadinessServer({
     listen: config.readiness.listen,
     logger,
     services: config.services.map((service) => service.containerName),
+    metrics: () => metrics.render(),
   });
   const coordinator = createCoordinatorClient({
     urls: config.coordinator.urls,
@@ -156,6 +159,7 @@ export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): 
     random: systemRandom,
     logger,
     agentVersion: batonVersion,
+    metrics,
   });
 
   // Signals are handled from here on: a SIGTERM during the start-up reconcile waits for it, and

@@ -17,8 +17,8 @@ export interface ReadinessServerOptions {
   logger: Logger;
   /** Service (container) names served under /ready/<name>. */
   services: string[];
-  /** When given, `GET /metrics` answers its text (Prometheus exposition format). */
-  metrics?: () => string;
+  /** When given, `GET /metrics` answers its text (Prometheus exposition format); prom-client renders asynchronously. */
+  metrics?: () => string | Promise<string>;
 }
 
 /** Why a service is not ready; `starting` until it has been healthy once. */
@@ -114,15 +114,19 @@ export function createReadinessServer(options: ReadinessServerOptions): Readines
       return;
     }
     if (path === '/metrics' && metrics) {
-      let text: string;
-      try {
-        text = metrics();
-      } catch (err) {
-        logger.warn({ err }, 'metrics failed');
-        answer(req, res, 500, 'metrics failed');
-        return;
-      }
-      answer(req, res, 200, text, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+      Promise.resolve()
+        .then(metrics)
+        .then(
+          (text) => answer(req, res, 200, text, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }),
+          (err: unknown) => {
+            logger.warn({ err }, 'metrics failed');
+            answer(req, res, 500, 'metrics failed');
+          },
+        )
+        .catch((err: unknown) => {
+          logger.error({ err }, 'metrics answer failed');
+          res.destroy();
+        });
       return;
     }
     if (path.startsWith('/ready/')) {
