@@ -4,7 +4,7 @@
  *
  * The app (test/helpers/testapp/): static busybox; `/bin/testapp` runs `busybox httpd -f -p
  * $APP_ADDR:$APP_PORT -h /www` (defaults 127.0.0.1:8080) and stops gracefully on SIGTERM.
- *   GET /version          the variant name, exactly (`v1`, `v2`, `bad`), no newline
+ *   GET /version          the variant name, exactly (`v1`, `v2`, `v3`, `bad`), no newline
  *   GET /cgi-bin/health   200 `ok <variant>`; 500 in `bad`, and after /cgi-bin/break
  *   GET /health           good variants: static 200 `ok`; `bad`: 302 -> /health/ -> 500
  *   GET /cgi-bin/slow?S   sleeps S seconds (default 1, fractions allowed), then 200
@@ -22,8 +22,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 
-export type TestAppVariant = 'v1' | 'v2' | 'bad';
-export const testAppVariants: readonly TestAppVariant[] = ['v1', 'v2', 'bad'];
+/** `v3` is a third good variant (a fix-forward after `bad`); importTestApp builds it on demand. */
+export type TestAppVariant = 'v1' | 'v2' | 'v3' | 'bad';
+/** The variants buildTestImages builds and pushes. */
+export const testAppVariants: readonly Exclude<TestAppVariant, 'v3'>[] = ['v1', 'v2', 'bad'];
 
 /** Repository name of the test app in the test registry: `<registryHost>/testapp`. */
 export const TESTAPP_REPOSITORY = 'testapp';
