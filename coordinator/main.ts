@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { systemClock } from '../shared/clock.js';
+import { systemRandom } from '../shared/random.js';
 import { loadConfig } from '../shared/config/load.js';
 import {
   coordinatorConfigSchema,
@@ -13,6 +14,7 @@ import { ConfigError, ExitCode } from '../shared/errors.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { authIsConfigured, isLoopbackHost } from './http/auth.js';
 import { createHttpServer } from './http/server.js';
+import { startNotifier } from './notifications/notifier.js';
 import { CoordinatorService } from './service/service.js';
 import { openSqliteStore } from './store/sqlite.js';
 
@@ -78,7 +80,14 @@ export async function runCoordinator(argv: string[], environment: NodeJS.Process
   const store = openSqliteStore(dataFile, { logger });
   const service = new CoordinatorService({ config, store, clock: systemClock, logger, newId: randomUUID });
   await service.start();
-  const app = createHttpServer({ service, auth: config.auth, logger, bodyLimitBytes: config.bodyLimitBytes });
+  const notifications = startNotifier(service, config.notifications, { clock: systemClock, random: systemRandom, logger });
+  const app = createHttpServer({
+    service,
+    auth: config.auth,
+    logger,
+    bodyLimitBytes: config.bodyLimitBytes,
+    status: { processMetrics: true, ...(notifications ? { notifier: notifications.notifier } : {}) },
+  });
   const { host, port } = splitHostPort(config.listen);
   await app.listen({ host, port });
   const address = app.server.address();
@@ -94,6 +103,7 @@ export async function runCoordinator(argv: string[], environment: NodeJS.Process
       void (async () => {
         await app.close();
         await service.stop();
+        await notifications?.stop();
         await store.close();
         resolveExit(ExitCode.ok);
       })();

@@ -14,13 +14,17 @@ import {
 } from '../../shared/api/v1.js';
 import type { Logger } from '../../shared/logger.js';
 import { ConflictError, LeaseConflictError, NotFoundError, type CoordinatorService } from '../service/service.js';
-import { authorize, bearerToken, type Access, type AuthConfig } from './auth.js';
+import { registerStatusRoutes, type StatusRoutesOptions } from '../status-page/routes.js';
+import { presentedToken } from '../status-page/session.js';
+import { authorize, type Access, type AuthConfig } from './auth.js';
 
 export interface HttpServerOptions {
   service: CoordinatorService;
   auth: AuthConfig;
   logger: Logger;
   bodyLimitBytes: number;
+  /** Status page, event stream, figures and metrics settings. */
+  status?: Pick<StatusRoutesOptions, 'processMetrics' | 'notifier' | 'snapshotIntervalMs'>;
 }
 
 /** A request the API refuses before anything is decided; nothing stored changes. */
@@ -77,7 +81,7 @@ export function createHttpServer(options: HttpServerOptions) {
   const guard =
     (access: Access) =>
     async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-      const verdict = authorize(options.auth, access, bearerToken(request.headers.authorization));
+      const verdict = authorize(options.auth, access, presentedToken(request));
       if (!verdict.allowed) {
         await sendError(reply, verdict.status, {
           error: verdict.status === 401 ? 'unauthorized' : 'forbidden',
@@ -167,6 +171,8 @@ export function createHttpServer(options: HttpServerOptions) {
     });
     return { events: query.afterSeq === undefined ? events.reverse() : events };
   });
+
+  registerStatusRoutes(app, { service, auth: options.auth, logger: options.logger, ...options.status });
 
   // JSON only: anything else is 415 rather than a string that fails validation.
   app.removeContentTypeParser('text/plain');

@@ -46,6 +46,8 @@ export const webhookSchema = z.strictObject({
       maxDelayMs: z.number().int().min(1).max(3_600_000).default(60_000),
     })
     .default({ initialDelayMs: 1_000, maxDelayMs: 60_000 }),
+  /** When set, every body is signed: `x-baton-signature: sha256=<HMAC-SHA256 of the body, hex>`. */
+  secret: z.string().min(16, 'a webhook secret must be at least 16 characters long').optional(),
   /** Extra request headers, e.g. an Authorization header the receiver expects. */
   headers: z.record(z.string().regex(/^[A-Za-z0-9-]+$/), z.string()).default({}),
 });
