@@ -117,6 +117,7 @@ interface Delivery {
 class RetryableError extends Error {}
 
 class WebhookQueue {
+  /** Waiting to be sent; the one being sent is not among them. */
   private readonly items: Delivery[] = [];
   private running: Promise<void> | undefined;
   private readonly abort = new AbortController();
@@ -128,10 +129,6 @@ class WebhookQueue {
     private readonly stats: NotifierStats,
   ) {
     this.label = webhookLabel(webhook.url);
-  }
-
-  get length(): number {
-    return this.items.length;
   }
 
   wants(kind: NotificationKind): boolean {
@@ -166,13 +163,15 @@ class WebhookQueue {
   }
 
   private async drain(): Promise<void> {
-    for (;;) {
-      const delivery = this.items[0];
-      if (delivery === undefined || this.abort.signal.aborted) return;
-      await this.deliver(delivery);
-      // Only now leave the queue: a delivery in flight still counts as queued.
-      this.items.shift();
-      this.stats.queued -= 1;
+    while (!this.abort.signal.aborted) {
+      const delivery = this.items.shift();
+      if (delivery === undefined) return;
+      try {
+        await this.deliver(delivery);
+      } finally {
+        // Counted as queued until it is done with, in flight included.
+        this.stats.queued -= 1;
+      }
     }
   }
 
@@ -187,6 +186,7 @@ class WebhookQueue {
         else this.stats.failed += 1;
         return;
       } catch (error) {
+        if (this.abort.signal.aborted) return;
         const last = attempt === webhook.maxAttempts;
         this.options.logger.warn(
           { webhook: this.label, kind: notification.kind, seq: notification.seq, attempt, err: (error as Error).message },
