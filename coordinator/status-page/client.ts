@@ -3,6 +3,21 @@
  * everything with createElement and textContent: no value from an agent, a registry or an
  * operator ever goes through innerHTML. It is plain ES2017 without template literals, so
  * it can live in a String.raw literal; a unit test parses it.
+ *
+ * Stable selectors for browser tests (keep them when changing the page):
+ * - page: `connection` (data-state live|connecting|down), `updated`, `sign-out`, `toast`,
+ *   body[data-loaded="true"] after the first snapshot, body[data-admin].
+ * - figures: `figure-success-rate`, `figure-rollback-time`, `figure-updates-per-hour`,
+ *   `figure-fleet`, each with a `<id>-value` child.
+ * - groups: `group` [data-group, data-state none|in-progress|completed|halted|paused|aborted]
+ *   holding `group-name`, `rollout-state`, `group-tag`, `group-digest`, `progress`
+ *   [data-on-target, data-total, data-updating], `progress-label`, `halt` > `halt-node`,
+ *   `halt-reason`, `leases` > `lease` [data-node-id] > `lease-node`, `lease-step`,
+ *   `lease-time-left`; with the admin token `admin-actions` > `pause` | `resume`, `abort`.
+ * - nodes: `node-row` [data-node-id, data-group] > `node-id`, `node-group`, `node-host`,
+ *   `node-digest` [data-on-target], `node-health`, `node-heartbeat`, `node-step`.
+ * - events: `events` > `event` [data-seq, data-type] > `event-text`; `show-renewals`,
+ *   `more-events`. Sign-in page: `sign-in`, `token-input`, `sign-in-button`, `sign-in-error`.
  */
 export const clientScript = String.raw`
 (function () {
