@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(docker.io docker-registry busybox-static haproxy chromium ca-certificates)
+packages=(docker.io docker-compose docker-registry busybox-static haproxy chromium ca-certificates)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
