@@ -1,0 +1,78 @@
+/**
+ * End to end, scenario 6: the registry's push notification reaches the coordinator, which asks the
+ * agents (in their next heartbeat answer) to poll now. The agents' schedule is hourly, at a minute
+ * half an hour away, so only the notification can explain the first node starting its update within
+ * seconds of the push — and the whole fleet converging without one scheduled poll.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agentLines } from '../helpers/agent.js';
+import { eventually, formatBatonEvents, sleep, startFleet, type Fleet } from '../helpers/fleet.js';
+import { describeLoad, startLoad } from '../helpers/load.js';
+
+let fleet: Fleet | undefined;
+// Hourly, at second 0 of a minute 30 minutes from now: no scheduled poll during this test.
+const minute = (new Date().getMinutes() + 30) % 60;
+const cron = `0 ${minute} * * * *`;
+
+beforeAll(async () => {
+  fleet = await startFleet({ nodes: 3, maxUnavailable: 1, variants: ['v2'], cron, splayMs: 0 });
+  console.log('fleet timings (ms):', fleet.timings, 'cron:', cron);
+}, 20 * 60_000);
+
+afterAll(async () => {
+  await fleet?.stop();
+}, 120_000);
+
+describe('registry push notification', () => {
+  it('the first node starts its update within seconds of the push, long before its next scheduled poll', async () => {
+    const f = fleet as Fleet;
+    const afterSeq = (await f.events()).at(-1)?.seq ?? 0;
+    const coordinatorMark = f.coordinator.lines.length;
+    const marks = f.nodes.map((n) => n.agent.mark());
+    const load = startLoad({ url: f.haproxy.url, ratePerSecond: 40, durationMs: 120_000 });
+    await sleep(1_000);
+
+    const pushStartMs = Date.now();
+    const digest = await f.push('v2');
+    const pushedAtMs = Date.now();
+
+    // The registry's POST reached the coordinator.
+    const noticed = await eventually(
+      'the coordinator noticing the push',
+      () => f.coordinator.lines.slice(coordinatorMark).find((l) => l.includes('registry push: nodes will poll now')),
+      10_000,
+      20,
+    );
+    const noticedAtMs = Date.now();
+    // The first grant of the new digest.
+    const grant = await eventually(
+      'the first grant',
+      async () => (await f.events(afterSeq)).find((e) => e.type === 'grant' && e.digest === digest),
+      30_000,
+      50,
+    );
+    const firstStartMs = grant.atMs - pushedAtMs;
+    await f.waitConverged(digest, 90_000);
+    const convergedAtMs = Date.now();
+    await sleep(1_000);
+    const result = await load.stop();
+
+    // Every agent was asked to poll by the coordinator, and none polled on its schedule.
+    const asked = f.nodes.map((n, i) =>
+      n.agent.lines.slice(marks[i]).some((l) => l.msg === 'coordinator asked for a poll now (registry push)'),
+    );
+    const polls = f.nodes.map((n, i) => n.agent.lines.slice(marks[i]).filter(agentLines.polled).length);
+    console.log(
+      `push took ${pushedAtMs - pushStartMs} ms; coordinator noticed it ${noticedAtMs - pushedAtMs} ms after; first grant ` +
+        `${firstStartMs} ms after (${grant.nodeId}); converged ${convergedAtMs - pushedAtMs} ms after; polls per agent ${JSON.stringify(polls)}; ` +
+        `load: ${describeLoad(result)}`,
+    );
+    expect(noticed).toContain('registry push');
+    expect(asked).toEqual([true, true, true]);
+    expect(firstStartMs, formatBatonEvents(await f.events(afterSeq))).toBeLessThan(8_000);
+    // One poll per agent (the one the coordinator asked for), not a schedule.
+    expect(polls.every((n) => n >= 1 && n <= 3)).toBe(true);
+    expect(result.failed, describeLoad(result)).toBe(0);
+    expect(f.unavailability(pushedAtMs, Date.now()).maxDown).toBe(1);
+  }, 240_000);
+});
