@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
     --root) [ $# -ge 2 ] || die "--root needs a directory"; root=$2; shift 2 ;;
     --root=*) root=${1#--root=}; shift ;;
     --purge) purge=yes; shift ;;
-    -h|--help) sed -n '3,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "uninstall: unknown argument: $1" >&2; exit 64 ;;
   esac
 done
