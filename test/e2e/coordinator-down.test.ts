@@ -63,6 +63,7 @@ describe('coordinator down', () => {
         `grants between release and kill: ${JSON.stringify(slipped)}; converged ${convergedAtMs - restartedAtMs} ms after the restart; ` +
         `load: ${describeLoad(result)}`,
     );
+    if (process.env.BATON_E2E_VERBOSE) console.log(formatBatonEvents(events));
     expect(duringOutage.filter((e) => !slipped.includes(e.node)), f.diagnostics(killedAtMs)).toEqual([]);
     expect(slipped, 'the kill came too late to be "between nodes"; the test did not test what it says').toEqual([]);
 
