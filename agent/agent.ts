@@ -33,6 +33,8 @@ export interface AgentDeps {
 
 /** Idle health monitoring runs at most this often, whatever the service's update-time interval. */
 const minimumMonitorIntervalMs = 2_000;
+/** While HTTP checks pass, the idle monitor asks the engine about the container only this often. */
+const fullInspectEveryMs = 30_000;
 /** Consecutive failed checks before an idle service is reported unhealthy (one blip is not an outage). */
 const failuresBeforeUnhealthy = 2;
 const defaultHeartbeatIntervalMs = 5_000;
@@ -140,6 +142,8 @@ class ServiceWorker {
   /** A digest not to ask a lease for again while the tag points at it (see settledDigestRetryMs). */
   private settled: { digest: string; why: string; atMs: number } | undefined;
   private failedChecks = 0;
+  /** When the idle monitor last asked the engine about the container. */
+  private lastInspectAtMs = Number.NEGATIVE_INFINITY;
   private heartbeatIntervalMs = defaultHeartbeatIntervalMs;
   private wakeHeartbeat: AbortController = new AbortController();
   /** Something worth reporting changed since the last beat was sent. */
@@ -458,7 +462,20 @@ class ServiceWorker {
       if (this.needsReconcile && this.deps.clock.nowMs() >= this.repairRetryAtMs) await this.tryReconcile();
       return;
     }
+    // The cheap path, almost always taken: with an HTTP check alone, a passing check says the
+    // container runs; the engine is asked only when a check fails, and every fullInspectEveryMs.
+    let probed: boolean | undefined;
+    const { http, docker } = this.service.health;
+    const nowMs = this.deps.clock.nowMs();
+    if (http && !docker && this.containerRunning === true && this.failedChecks === 0 && nowMs - this.lastInspectAtMs < fullInspectEveryMs) {
+      probed = await this.deps.healthProbe.check(http.url, http.expectedStatus, http.timeoutMs);
+      if (probed) {
+        this.applyCheck(true);
+        return;
+      }
+    }
     const container = await this.deps.runtime.inspect(this.name);
+    this.lastInspectAtMs = nowMs;
     this.containerRunning = container?.running ?? false;
     if (container === undefined) {
       this.setReady(false);
@@ -475,7 +492,7 @@ class ServiceWorker {
       this.containerRunning = true;
       return;
     }
-    this.applyCheck(await this.checkHealth(container.health));
+    this.applyCheck(probed ?? (await this.checkHealth(container.health)));
   }
 
   /**

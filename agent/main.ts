@@ -1,3 +1,5 @@
+// First: keeps dockerode's unused ssh2 and gRPC dependencies unloaded (agent/lean-modules.ts).
+import './lean-modules.js';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -13,7 +15,7 @@ import { createCoordinatorClient } from './coordinator/client.js';
 import { createDockerRuntime } from './docker/runtime.js';
 import { createHttpHealthProbe } from './health/http-probe.js';
 import { createShellHookRunner } from './hooks/shell.js';
-import { createPrometheusAgentMetrics } from './metrics/metrics.js';
+import { createLazyAgentMetrics } from './lazy-metrics.js';
 import { createReadinessServer } from './readiness/server.js';
 import { createRegistryClient } from './registry/client.js';
 import { loadCredentialStore, type CredentialStore } from './registry/credentials.js';
@@ -133,7 +135,8 @@ export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): 
       return found ? { username: found.username, password: found.password, serveraddress: registryHost } : undefined;
     },
   });
-  const metrics = createPrometheusAgentMetrics({ nodeId: config.nodeId, version: batonVersion, processMetrics: true });
+  // prom-client is loaded at the first scrape of /metrics (agent/lazy-metrics.ts).
+  const metrics = createLazyAgentMetrics({ nodeId: config.nodeId, version: batonVersion, processMetrics: true });
   const readiness = createReadinessServer({
     listen: config.readiness.listen,
     logger,

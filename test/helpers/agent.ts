@@ -14,12 +14,13 @@
  * stops the ones still running (for afterAll).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
-import { batonCli } from './coordinator.js';
+import { batonCli, repositoryRoot } from './coordinator.js';
 import { testAppPaths, testAppImage } from './images.js';
 import { freePort } from './registry.js';
 
@@ -189,6 +190,8 @@ export interface SpawnAgentOptions {
   config?: unknown;
   /** Extra environment (BATON_*); the child gets only PATH plus these. */
   environment?: Record<string, string>;
+  /** Node flags before the script (e.g. `--cpu-prof`, which NODE_OPTIONS refuses). */
+  execArgv?: string[];
   /** Prefix for echoing the agent's lines to the test's stdout; nothing is echoed when unset (or env BATON_TEST_ECHO). */
   echo?: string;
 }
@@ -228,6 +231,9 @@ export interface AgentProcess {
 
 const runningAgents = new Set<AgentProcess>();
 
+/** The built CLI: `<repo>/dist/cli/baton.js`, also when this helper runs compiled from dist/ (benchmarks). */
+const agentCli = [batonCli, join(repositoryRoot, 'cli/baton.js')].find((path) => existsSync(path)) ?? batonCli;
+
 /** Spawns `node dist/cli/baton.js agent --config <file>`; resolves at once (not waiting for readiness). */
 export async function spawnAgentProcess(options: SpawnAgentOptions): Promise<AgentProcess> {
   let configFile = options.configFile;
@@ -238,7 +244,7 @@ export async function spawnAgentProcess(options: SpawnAgentOptions): Promise<Age
     configFile = join(tempDir, 'agent.json');
     await writeFile(configFile, `${JSON.stringify(options.config, null, 2)}\n`);
   }
-  const child = spawn(process.execPath, [batonCli, 'agent', '--config', configFile], {
+  const child = spawn(process.execPath, [...(options.execArgv ?? []), agentCli, 'agent', '--config', configFile], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...options.environment },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -16,6 +16,7 @@
  * Env: APP_ADDR, APP_PORT, APP_GRACE_SECONDS (drain on SIGTERM, default 5), APP_NODE.
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { copyFile, chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,7 +49,10 @@ export interface TestImages {
   bad: string;
 }
 
-const appSourceDir = fileURLToPath(new URL('./testapp/', import.meta.url));
+/** The app's scripts: next to this file in the sources; from dist/ (benchmarks), back in the sources. */
+const appSourceDir = [new URL('./testapp/', import.meta.url), new URL('../../../test/helpers/testapp/', import.meta.url)]
+  .map((url) => fileURLToPath(url))
+  .find((dir) => existsSync(join(dir, 'testapp.sh'))) as string;
 const busyboxApplets = ['sh', 'httpd', 'wget', 'sleep', 'cat', 'echo', 'hostname', 'rm', 'kill', 'ls', 'ps', 'env', 'true', 'false', 'id'];
 
 /** `<registryHost>/testapp@<digest>` (or `:<tag>` when given a tag). */
