@@ -51,6 +51,11 @@ export interface StartHaproxyOptions {
   rise?: number;
   /** `timeout server` (longest request HAProxy waits for), default 30 s. */
   serverTimeoutMs?: number;
+  /**
+   * The check's URI; default `/ready/<service>` (the agent's readiness endpoint). A balancer
+   * without Baton checks the app itself: point readinessAddress/Port at the app and give its health path.
+   */
+  checkUri?: string;
 }
 
 export type ServerStatus = 'UP' | 'DOWN' | 'NOLB' | 'MAINT' | 'DRAIN' | string;
@@ -98,6 +103,8 @@ export function haproxyConfig(options: StartHaproxyOptions & { listenPort: numbe
     if (!/^[A-Za-z0-9_.-]+$/.test(backend.name)) throw new Error(`startHaproxy: bad server name ${JSON.stringify(backend.name)}`);
   }
   if (!/^[A-Za-z0-9_.-]+$/.test(service ?? '')) throw new Error(`startHaproxy: bad service name ${JSON.stringify(service)}`);
+  const checkUri = options.checkUri ?? `/ready/${service}`;
+  if (!/^\/[A-Za-z0-9_./?=&-]*$/.test(checkUri)) throw new Error(`startHaproxy: bad check URI ${JSON.stringify(checkUri)}`);
   const inter = options.checkIntervalMs ?? 250;
   const lines = [
     'global',
@@ -125,7 +132,7 @@ export function haproxyConfig(options: StartHaproxyOptions & { listenPort: numbe
     'backend app',
     '  balance roundrobin',
     '  option httpchk',
-    `  http-check send meth GET uri /ready/${service} ver HTTP/1.1 hdr Host baton-haproxy`,
+    `  http-check send meth GET uri ${checkUri} ver HTTP/1.1 hdr Host baton-haproxy`,
     '  http-check expect status 200',
     `  default-server inter ${inter}ms fall ${options.fall ?? 2} rise ${options.rise ?? 2}`,
     ...options.backends.map(
