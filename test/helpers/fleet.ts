@@ -213,6 +213,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
       }
     }
     watchdog.add(undefined, registry.dir);
+    watchdog.addDir(registry.dir);
     lap('coordinatorRegistryEngines');
 
     // ---- Images: every variant built in parallel on the builder, pushed as testapp:<variant>
@@ -295,6 +296,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
     });
     cleanups.push(() => haproxy.stop());
     watchdog.add(haproxy.pid, haproxy.configPath);
+    watchdog.addDir(haproxy.dir);
 
     let coordinator = coordinator0;
     const fleet: Fleet = {
@@ -531,11 +533,13 @@ function processAlive(pid: number): boolean {
  * `<dir>/pids` whose command line still names its marker (a path of this fleet), and every process
  * whose command line names the fleet's folder. stop() kills the watchdog itself.
  */
-function startWatchdog(dir: string): { add(pid: number | undefined, marker: string): void; stop(): void } {
+function startWatchdog(dir: string): { add(pid: number | undefined, marker: string): void; addDir(path: string): void; stop(): void } {
   const pidsFile = join(dir, 'pids');
+  const dirsFile = join(dir, 'dirs');
   writeFileSync(pidsFile, '');
+  writeFileSync(dirsFile, '');
   const script = String.raw`
-parent="$1"; dir="$2"; pids="$3"
+parent="$1"; dir="$2"; pids="$3"; dirs="$4"; lock="$5"
 while kill -0 "$parent" 2>/dev/null; do sleep 1; done
 while read -r pid marker; do
   [ -n "$pid" ] && [ "$pid" != "-" ] && grep -qsF "$marker" "/proc/$pid/cmdline" && kill -KILL "$pid" 2>/dev/null
@@ -544,18 +548,26 @@ while read -r pid marker; do
   fi
 done < "$pids"
 for p in $(grep -lasF "$dir" /proc/[0-9]*/cmdline | cut -d/ -f3); do [ "$p" = "$$" ] || kill -KILL "$p" 2>/dev/null; done
+sleep 0.5
+while read -r extra; do case "$extra" in /tmp/baton-*) rm -rf "$extra" ;; esac; done < "$dirs"
+[ "$(cat "$lock/pid" 2>/dev/null)" = "$parent" ] && rm -rf "$lock"
 rm -rf "$dir"
 `;
-  const child = spawn('/bin/sh', ['-c', script, 'fleet-watchdog', String(process.pid), dir, pidsFile], { stdio: 'ignore', detached: true });
+  const child = spawn('/bin/sh', ['-c', script, 'fleet-watchdog', String(process.pid), dir, pidsFile, dirsFile, lockDir], {
+    stdio: 'ignore',
+    detached: true,
+  });
   child.unref();
+  const append = (file: string, line: string): void => {
+    try {
+      writeFileSync(file, `${line}\n`, { flag: 'a' });
+    } catch {
+      // The fleet is being torn down.
+    }
+  };
   return {
-    add(pid, marker) {
-      try {
-        writeFileSync(pidsFile, `${pid ?? '-'} ${marker}\n`, { flag: 'a' });
-      } catch {
-        // The fleet is being torn down.
-      }
-    },
+    add: (pid, marker) => append(pidsFile, `${pid ?? '-'} ${marker}`),
+    addDir: (path) => append(dirsFile, path),
     stop() {
       try {
         if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
