@@ -283,10 +283,11 @@ describe('Agent: health monitor and auto-heal', () => {
     // The container was started an hour ago (FakeRuntime.addContainer); it exits 20 s from now.
     w.runtime.setImageBehaviour(OLD_DIGEST, { exitsAfterMs: 3_600_000 + 20_000 });
     await w.start();
-    await w.until(() => w.web()?.running === false);
-    await w.until(() => w.logged('container not running; restarting it').length === 1, 5_000);
-    expect(w.ready()).toBe(false);
-    expect(['stopped', 'unhealthy']).toContain(w.coordinator.heartbeats().at(-1)?.health);
+    await w.until(() => w.logged('container not running; restarting it').length === 1, 30_000);
+    const noticedAt = w.clock.nowMs();
+    expect(noticedAt - 20_000 - 1_700_000_000_000).toBeLessThanOrEqual(2_000); // within one monitor interval
+    expect(w.logged('service unhealthy')).toHaveLength(1); // out of the load balancer until it serves again
+    expect(w.coordinator.heartbeats().some((b) => b.health === 'stopped' || b.health === 'unhealthy')).toBe(true);
     await w.until(() => w.web()?.running === true && w.ready() === true, 10_000);
     expect(w.runtime.mutations()).toEqual(['start:web']);
     expect(w.acquires()).toEqual([]);

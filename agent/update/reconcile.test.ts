@@ -46,7 +46,7 @@ function crashed() {
 }
 
 describe('reconcile', () => {
-  it('nothing half done: leaves a running container alone and puts readiness to 200 once healthy', async () => {
+  it('nothing half done: leaves a running container alone and puts readiness to 200 after one passing check', async () => {
     const w = crashed();
     const result = await w.run(undefined);
     expect(result).toMatchObject({ action: 'none', actions: [], digest: OLD_DIGEST, healthy: true, release: 'none' });
@@ -54,8 +54,19 @@ describe('reconcile', () => {
     expect(w.readiness.status('web')).toBe(200);
     expect(w.steps).toEqual(['reconcile', 'idle']);
     expect(w.lines.filter((l) => l.step === 'reconcile')).toEqual([
-      expect.objectContaining({ node: 'node-1', service: 'web', digest: OLD_DIGEST, outcome: 'none', durationMs: 7_000 }),
+      // One check, at once: not the 3 passes + 5 s minHealthyMs a new container needs (an agent
+      // restart must not take a serving node out of the load balancer).
+      expect.objectContaining({ node: 'node-1', service: 'web', digest: OLD_DIGEST, outcome: 'none', durationMs: 0 }),
     ]);
+    expect(w.healthProbe.calls).toHaveLength(1);
+  });
+
+  it('nothing half done but the running container fails its check: the full rules apply, and it is not ready', async () => {
+    const w = crashed();
+    w.runtime.setImageBehaviour(OLD_DIGEST, { healthy: false });
+    const result = await w.run(undefined);
+    expect(result).toMatchObject({ action: 'none', healthy: false });
+    expect(w.readiness.status('web')).toBe(503);
   });
 
   it('starts a stopped container when nothing else is left', async () => {

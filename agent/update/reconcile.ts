@@ -141,7 +141,12 @@ export async function reconcile(
 
     let health: HealthResult | undefined;
     if (final !== undefined) {
-      health = await waitUntilHealthy(deps, name, service.health);
+      // A container nothing touched (no journal, no leftover, found running) is the one that served
+      // before the agent restarted: one passing check puts it back in the load balancer at once.
+      // The consecutive passes and minHealthyMs are for a container that has just been (re)started.
+      const untouched = action === 'none' && entry === undefined;
+      const rules = untouched ? { ...service.health, consecutivePasses: 1, minHealthyMs: 0 } : service.health;
+      health = await waitUntilHealthy(deps, name, rules);
       readiness.setHealthy(name, health.healthy);
     } else {
       readiness.setHealthy(name, false);

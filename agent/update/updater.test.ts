@@ -261,23 +261,35 @@ describe('runUpdate: the new image fails', () => {
 });
 
 describe('runUpdate: the lease', () => {
-  it('retries a refusal after retryAfterMs plus jittered backoff, then proceeds', async () => {
+  it('retries a refusal after retryAfterMs plus up to half of it in jitter, then proceeds', async () => {
     const w = world();
     w.coordinator.acquireScript.push({ refuse: 'busy', retryAfterMs: 5_000 }, { refuse: 'unhealthy-peer', retryAfterMs: 2_000 });
     const result = await w.run();
     expect(result.outcome).toBe('updated');
-    // fixedRandom(0.5): 5000 + 750, then 2000 + 1500
-    expect(w.coordinator.calls.filter((c) => c.op === 'acquire').map((c) => c.atMs)).toEqual([0, 5_750, 9_250]);
-    expect(w.runtime.calls.find((c) => c.op === 'stop')?.atMs).toBe(19_250);
-    expect(w.stepLines().find((l) => l.step === 'lease')).toMatchObject({ outcome: 'ok', durationMs: 9_250, attempts: 3 });
+    // fixedRandom(0.5): 5000 + 1250, then 2000 + 500
+    expect(w.coordinator.calls.filter((c) => c.op === 'acquire').map((c) => c.atMs)).toEqual([0, 6_250, 8_750]);
+    expect(w.runtime.calls.find((c) => c.op === 'stop')?.atMs).toBe(18_750);
+    expect(w.stepLines().find((l) => l.step === 'lease')).toMatchObject({ outcome: 'ok', durationMs: 8_750, attempts: 3 });
   });
 
-  it('retries when the coordinator cannot be reached, changing nothing meanwhile (I4)', async () => {
-    const w = world();
-    w.coordinator.acquireScript.push(coordinatorUnavailableError(), coordinatorUnavailableError());
+  it('waiting its turn does not back off: ten busy refusals, asked again every retryAfterMs plus jitter', async () => {
+    const w = world({ imagePresent: true });
+    for (let i = 0; i < 10; i += 1) w.coordinator.acquireScript.push({ refuse: 'busy', retryAfterMs: 2_000 });
     const result = await w.run();
     expect(result.outcome).toBe('updated');
-    expect(w.coordinator.calls.filter((c) => c.op === 'acquire').map((c) => c.atMs)).toEqual([0, 750, 2_250]);
+    const times = w.coordinator.calls.filter((c) => c.op === 'acquire').map((c) => c.atMs);
+    expect(times).toHaveLength(11);
+    expect(new Set(times.slice(1).map((t, i) => t - (times[i] as number)))).toEqual(new Set([2_500]));
+  });
+
+  it('retries when the coordinator cannot be reached, changing nothing meanwhile (I4), with a capped backoff', async () => {
+    const w = world();
+    for (let i = 0; i < 6; i += 1) w.coordinator.acquireScript.push(coordinatorUnavailableError());
+    const result = await w.run();
+    expect(result.outcome).toBe('updated');
+    const times = w.coordinator.calls.filter((c) => c.op === 'acquire').map((c) => c.atMs);
+    // fixedRandom(0.5), equal jitter: 750, 1500, 3000, then capped at 5 s: 3750 each
+    expect(times.slice(1).map((t, i) => t - (times[i] as number))).toEqual([750, 1_500, 3_000, 3_750, 3_750, 3_750]);
   });
 
   it.each(['halted', 'aborted', 'superseded'] as const)('stops at a %s refusal: skipped, nothing changed', async (reason) => {

@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import type { RefusalReason, ReleaseOutcome, UpdateStep } from '../../shared/api/v1.js';
-import { backoffDelayMs, type BackoffPolicy } from '../../shared/backoff.js';
+import { backoffDelayMs, withJitterMs, type BackoffPolicy } from '../../shared/backoff.js';
 import type { Clock } from '../../shared/clock.js';
 import type { ServiceConfig } from '../../shared/config/agent.js';
 import type { Logger } from '../../shared/logger.js';
@@ -47,7 +47,7 @@ export interface UpdateDeps {
   isLeaseLost?: (error: unknown) => boolean;
   /** Told the step in flight (for the heartbeat); `idle` when the flow returns. */
   onStep?: (step: UpdateStep) => void;
-  /** Jitter added to a refusal's retryAfterMs, and the delay after a failed acquire request. */
+  /** Delays after failed acquire requests (transport errors); a refusal waits its retryAfterMs plus jitter instead. */
   leaseRetryBackoff?: BackoffPolicy;
 }
 
@@ -96,7 +96,8 @@ export interface UpdateResult {
 /** Refusals that end the attempt: waiting would not help. */
 const finalRefusals: ReadonlySet<RefusalReason> = new Set(['halted', 'aborted', 'superseded']);
 
-const defaultLeaseRetryBackoff: BackoffPolicy = { initialDelayMs: 1_000, maxDelayMs: 30_000, multiplier: 2 };
+/** After a failed acquire request (coordinator unreachable): short, capped, reset by any answer. */
+const defaultLeaseRetryBackoff: BackoffPolicy = { initialDelayMs: 1_000, maxDelayMs: 5_000, multiplier: 2 };
 
 /** Delays between attempts to deliver a release. */
 const releaseRetryBackoff: BackoffPolicy = { initialDelayMs: 500, maxDelayMs: 5_000, multiplier: 2 };
@@ -250,9 +251,10 @@ async function pullImage(run: Run): Promise<void> {
 }
 
 /**
- * Step 4: ask for a lease until granted. A refusal is retried after its retryAfterMs plus jittered
- * backoff; halted, aborted and superseded end the attempt (`skipped`). Transport errors are retried
- * with backoff too: a coordinator outage changes nothing on the node (I4).
+ * Step 4: ask for a lease until granted. A refusal is retried after its retryAfterMs plus up to half
+ * of it in jitter (no growth: waiting one's turn is normal); halted, aborted and superseded end the
+ * attempt (`skipped`). Transport errors are retried with a short capped backoff: a coordinator
+ * outage changes nothing on the node (I4), and it is asked again soon after it is back.
  */
 async function acquireLease(run: Run): Promise<UpdateResult | undefined> {
   const { coordinator, clock, random, nodeId } = run.deps;
@@ -260,6 +262,7 @@ async function acquireLease(run: Run): Promise<UpdateResult | undefined> {
   const signal = run.controller.signal;
   return step(run, 'lease', async (note) => {
     let attempt = 0;
+    let failures = 0;
     for (;;) {
       signal.throwIfAborted();
       const sentAtMs = clock.nowMs();
@@ -293,11 +296,16 @@ async function acquireLease(run: Run): Promise<UpdateResult | undefined> {
             refusal: decision.reason,
           });
         }
-        delayMs = decision.retryAfterMs + backoffDelayMs(attempt, random, policy);
+        // Waiting one's turn (busy, unhealthy peer, paused) is not an error: ask again after the
+        // coordinator's retryAfterMs plus up to half of it in jitter, without growing, so the next
+        // node takes a freed slot within about one retryAfterMs.
+        failures = 0;
+        delayMs = withJitterMs(decision.retryAfterMs, decision.retryAfterMs / 2, random);
       } catch (error) {
         if (signal.aborted) throw error;
         run.deps.logger.debug({ err: error, service: run.name }, 'lease request failed; retrying');
-        delayMs = backoffDelayMs(attempt, random, policy);
+        delayMs = backoffDelayMs(failures, random, policy);
+        failures += 1;
       }
       attempt += 1;
       await clock.sleep(delayMs, signal);
