@@ -41,7 +41,7 @@ describe('coordinator killed with SIGKILL mid-stream', () => {
   });
 
   it('loses no answered grant or release and keeps the log intact', async () => {
-    running = await spawnCoordinatorProcess({ dataFile, environment: { BATON_LOG_LEVEL: 'warn' } });
+    running = await spawnCoordinatorProcess({ dataFile, environment: { BATON_LOG_LEVEL: 'info' } });
     const url = running.url;
     for (const nodeId of nodes) {
       await call(url, 'POST', `/v1/nodes/${nodeId}/heartbeat`, {
@@ -96,7 +96,7 @@ describe('coordinator killed with SIGKILL mid-stream', () => {
 
     // Restart on the same file: a lease answered before the crash is still held and renewable;
     // nobody else gets a second one.
-    running = await spawnCoordinatorProcess({ dataFile, environment: { BATON_LOG_LEVEL: 'warn' } });
+    running = await spawnCoordinatorProcess({ dataFile, environment: { BATON_LOG_LEVEL: 'info' } });
     for (const nodeId of nodes) {
       await call(running.url, 'POST', `/v1/nodes/${nodeId}/heartbeat`, {
         json: { group: 'crash', host: nodeId, image: 'reg.local/app:1', currentDigest: null, health: 'healthy', agentVersion: 'test' },
