@@ -19,7 +19,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['shared/clock.ts', 'shared/random.ts', 'shared/config/**', '**/main.ts', 'cli/**', 'test/**', 'bench/**', '**/*.test.ts'],
+    files: ['shared/clock.ts', 'shared/random.ts', 'shared/config/**', '**/main.ts', 'cli/**', 'scripts/**', 'test/**', 'bench/**', '**/*.test.ts'],
     rules: { 'no-restricted-properties': 'off' },
   },
 );
