@@ -19,7 +19,7 @@
  * test files in parallel: a second file's fleet simply waits (give its beforeAll a long timeout).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +34,7 @@ import { computeUnavailability, formatEvents, startEventRecorder, type EventReco
 import { startDockerd, type TestDockerd } from './dockerd.js';
 import { startHaproxy, type RunningHaproxy } from './haproxy.js';
 import { importTestApp, push as pushImage, pushAs, testAppImage, type TestAppVariant } from './images.js';
-import { freePort, startRegistry, type RunningRegistry } from './registry.js';
+import { freePort, REGISTRY_BINARY, startRegistry, type RunningRegistry } from './registry.js';
 
 export const FLEET_GROUP = 'app';
 export const FLEET_SERVICE = 'app';
@@ -118,6 +118,9 @@ export interface Fleet {
   killCoordinator(signal?: NodeJS.Signals): Promise<void>;
   /** A new coordinator process on the same port and database. */
   restartCoordinator(configOverrides?: Record<string, unknown>): Promise<void>;
+  /** SIGSTOP / SIGCONT of the registry process: a hung registry (connections accepted, never answered). */
+  pauseRegistry(): void;
+  resumeRegistry(): void;
   killAgent(index: number, signal?: NodeJS.Signals): Promise<number | null>;
   /** A new agent process with the node's config. */
   restartAgent(index: number): Promise<AgentProcess>;
@@ -376,6 +379,8 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         }
         coordinator = await launchCoordinator();
       },
+      pauseRegistry: () => signalRegistry(registry, 'SIGSTOP'),
+      resumeRegistry: () => signalRegistry(registry, 'SIGCONT'),
       killAgent: async (index, signal = 'SIGKILL') => {
         const node = nodes[index];
         if (!node) throw new Error(`no node ${index}`);
@@ -404,6 +409,11 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         return parts.join('\n');
       },
       stop: async () => {
+        try {
+          signalRegistry(registry, 'SIGCONT'); // a test may end with the registry paused
+        } catch {
+          // Already gone.
+        }
         await cleanupAll();
         watchdog.stop();
         await rm(dir, { recursive: true, force: true });
@@ -424,6 +434,26 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
     releaseLock();
     throw error;
   }
+}
+
+/** The registry helper does not expose its pid: find the `docker-registry serve <dir>/config.yml` process. */
+function signalRegistry(registry: RunningRegistry, signal: NodeJS.Signals): void {
+  const configPath = join(registry.dir, 'config.yml');
+  const pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  for (const pid of pids) {
+    let cmdline = '';
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    const args = cmdline.split('\0');
+    if (args[0] === REGISTRY_BINARY && args.includes(configPath)) {
+      process.kill(Number(pid), signal);
+      return;
+    }
+  }
+  throw new Error(`registry process for ${configPath} not found`);
 }
 
 export function addressOf(index: number): string {

@@ -1,0 +1,65 @@
+/**
+ * End to end (I4): the registry hangs (SIGSTOP: connections accepted, never answered) for a while
+ * under load. The agents' polls time out and back off; no node touches its container and no
+ * request fails. When the registry answers again, a push rolls out as usual.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sleep, startFleet, type Fleet } from '../helpers/fleet.js';
+import { describeLoad, startLoad } from '../helpers/load.js';
+
+let fleet: Fleet | undefined;
+
+beforeAll(async () => {
+  fleet = await startFleet({ nodes: 3, maxUnavailable: 1, variants: ['v2'] });
+}, 20 * 60_000);
+
+afterAll(async () => {
+  await fleet?.stop();
+}, 120_000);
+
+describe('registry down', () => {
+  it('a hung registry takes nothing down; once it answers again, a push rolls out', async () => {
+    const f = fleet as Fleet;
+    const marks = f.nodes.map((n) => n.agent.mark());
+    const load = startLoad({ url: f.haproxy.url, ratePerSecond: 40, durationMs: 150_000 });
+    await sleep(1_000);
+    const hungAtMs = Date.now();
+    f.pauseRegistry();
+    await sleep(20_000);
+    f.resumeRegistry();
+    const resumedAtMs = Date.now();
+    const during = f.recorder.events().filter((e) => e.atMs >= hungAtMs && e.action !== 'seed');
+    const failedPolls = f.nodes.map((n, i) => n.agent.lines.slice(marks[i]).filter((l) => l.msg === 'registry poll failed; the service keeps running').length);
+
+    const pushMarks = f.nodes.map((n) => n.agent.mark());
+    const pushedAtMs = Date.now();
+    const digest = await f.push('v2');
+    const pushDoneMs = Date.now();
+    await f.waitConverged(digest, 120_000);
+    const convergedAtMs = Date.now();
+    await sleep(1_000);
+    const result = await load.stop();
+
+    const events = await f.events();
+    const firstGrant = events.find((e) => e.type === 'grant' && e.digest === digest);
+    // A push notification that arrived while the agent was still backing off from the outage.
+    const skipped = f.nodes.map((n, i) => {
+      const lines = n.agent.lines.slice(pushMarks[i]);
+      const asked = lines.findIndex((l) => l.msg === 'coordinator asked for a poll now (registry push)');
+      return asked >= 0 && lines.slice(asked, asked + 5).some((l) => l.msg === 'registry backoff: skipping this poll');
+    });
+    console.log(
+      `hung ${resumedAtMs - hungAtMs} ms; failed polls per agent ${JSON.stringify(failedPolls)}; push took ${pushDoneMs - pushedAtMs} ms; ` +
+        `first grant ${firstGrant ? firstGrant.atMs - pushDoneMs : '-'} ms after the push; push notification skipped by backoff: ${JSON.stringify(skipped)}; ` +
+        `converged ${convergedAtMs - pushDoneMs} ms after the push; load: ${describeLoad(result)}`,
+    );
+    expect(during, f.diagnostics(hungAtMs)).toEqual([]);
+    expect(failedPolls.every((n) => n >= 1)).toBe(true);
+    expect(result.failed, describeLoad(result)).toBe(0);
+    expect(f.unavailability(pushedAtMs, Date.now()).maxDown).toBe(1);
+    // FINDING F3 (test/e2e/FINDINGS.md): the push notification is dropped while the agent backs off
+    // from the registry outage, although the push proves the registry answers again. Checked only
+    // with BATON_E2E_FINDINGS=1 until fixed.
+    if (process.env.BATON_E2E_FINDINGS) expect(skipped).toEqual(f.nodes.map(() => false));
+  }, 240_000);
+});
