@@ -153,10 +153,15 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
   lap('lock');
   const dir = await mkdtemp(join(tmpdir(), 'baton-fleet-'));
   const watchdog = startWatchdog(dir);
+  // Two phases, each in parallel: first what uses the infrastructure (HAProxy, agents, the event
+  // recorder), then the infrastructure (engines, registry, coordinator).
   const cleanups: (() => Promise<unknown>)[] = [];
+  const frontCleanups: (() => Promise<unknown>)[] = [];
   const cleanupAll = async (): Promise<void> => {
-    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
-    cleanups.length = 0;
+    const front = frontCleanups.splice(0);
+    await Promise.allSettled(front.map((cleanup) => cleanup()));
+    const back = cleanups.splice(0);
+    await Promise.allSettled(back.map((cleanup) => cleanup()));
   };
 
   try {
@@ -267,7 +272,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
       engines.map((engine, i) => ({ node: `node-${i + 1}`, socketPath: engine.socketPath })),
       { service: FLEET_SERVICE },
     );
-    cleanups.push(() => recorder.stop());
+    frontCleanups.push(() => recorder.stop());
     for (const [i, engine] of engines.entries()) {
       const config = configs[i] as AgentConfigFile;
       const agent = await launchAgent(config);
@@ -282,7 +287,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         agents: [agent],
       });
     }
-    cleanups.push(async () => {
+    frontCleanups.push(async () => {
       await Promise.allSettled(nodes.flatMap((n) => n.agents.map((a) => a.kill('SIGKILL', 10_000))));
     });
 
@@ -297,7 +302,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         service: FLEET_SERVICE,
       })),
     });
-    cleanups.push(() => haproxy.stop());
+    frontCleanups.push(() => haproxy.stop());
     watchdog.add(haproxy.pid, haproxy.configPath);
     watchdog.addDir(haproxy.dir);
 
