@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { systemClock, type Clock } from '../../shared/clock.js';
@@ -12,7 +12,9 @@ import { createHttpServer } from '../../coordinator/http/server.js';
 import { CoordinatorService } from '../../coordinator/service/service.js';
 import { openSqliteStore } from '../../coordinator/store/sqlite.js';
 
-export const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url));
+// Two levels up from test/helpers: the repository, or dist/ when running the compiled helpers (the demo).
+const twoUp = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
+export const repositoryRoot = basename(twoUp) === 'dist' ? dirname(twoUp) : twoUp;
 export const batonCli = join(repositoryRoot, 'dist/cli/baton.js');
 
 export interface InProcessCoordinator {
