@@ -5,7 +5,8 @@ import type { AgentConfig, ServiceConfig } from '../shared/config/agent.js';
 import type { Logger } from '../shared/logger.js';
 import type { RandomSource } from '../shared/random.js';
 import type { ContainerRuntime, CoordinatorClient, HealthProbe, HookRunner, Readiness, RegistryClient } from './ports.js';
-import { noopAgentMetrics, type AgentMetrics } from './metrics/metrics.js';
+// Types only: the Prometheus implementation (prom-client) is loaded at the first scrape (lazy-metrics.ts).
+import type { AgentMetrics } from './metrics/metrics.js';
 import type { ReadinessServer } from './readiness/server.js';
 import { formatByDigest, parseImageReference } from './registry/reference.js';
 import { RegistryRateLimitedError } from './registry/errors.js';
@@ -30,6 +31,13 @@ export interface AgentDeps {
   /** Ticks for irregular cron expressions; node-cron by default (tests pass a fake). */
   tickSource?: CronTickSource;
 }
+
+const noopAgentMetrics: AgentMetrics = {
+  pollFinished() {},
+  registryError() {},
+  updateFinished() {},
+  watchSteps() {},
+};
 
 /** Idle health monitoring runs at most this often, whatever the service's update-time interval. */
 const minimumMonitorIntervalMs = 2_000;

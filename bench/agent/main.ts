@@ -209,6 +209,8 @@ async function main(): Promise<void> {
       'cpu-prof': { type: 'string' },
       /** Extra node flags for the agents (e.g. --max-semi-space-size=1). */
       'node-options': { type: 'string' },
+      /** The service's health.intervalMs (the idle monitor checks every max(this, 2 s)). */
+      'health-interval-ms': { type: 'string', default: '2000' },
       /** Print what the agents wrote during the window that is not a log line (e.g. --trace-gc output). */
       'show-output': { type: 'boolean', default: false },
     },
@@ -261,7 +263,7 @@ async function main(): Promise<void> {
         splayMs: 1_000,
         logLevel: 'info',
         // Production timings for the idle monitor: a check every 2 s (the agent's minimum).
-        service: { health: { intervalMs: 2_000, consecutivePasses: 2, deadlineMs: 20_000, minHealthyMs: 1_000 } },
+        service: { health: { intervalMs: Number(values['health-interval-ms']), consecutivePasses: 2, deadlineMs: 60_000, minHealthyMs: 1_000 } },
       });
       cleanups.push(() => config.remove());
       const execArgv = [
