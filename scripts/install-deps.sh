@@ -26,6 +26,11 @@ if [ "$node_major" -lt 20 ]; then
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
+  # npm ci refuses a lock file whose optional per-platform packages (rollup's) are not all
+  # listed, which happens when the registry in use lacks some of them; npm install accepts it.
+  if ! npm ci --no-audit --no-fund; then
+    echo "npm ci refused the lock file; installing with npm install instead"
+    npm install --no-audit --no-fund
+  fi
 fi
 npm run build --silent
