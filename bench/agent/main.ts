@@ -108,7 +108,7 @@ interface TokenRegistry {
 
 const b64url = (data: Buffer | string) => Buffer.from(data).toString('base64url');
 
-async function startTokenRegistry(): Promise<TokenRegistry> {
+async function startTokenRegistry(tokenLifetimeS: number): Promise<TokenRegistry> {
   const dir = mkdtempSync(join(tmpdir(), 'baton-bench-token-'));
   const keyFile = join(dir, 'key.pem');
   const certFile = join(dir, 'cert.pem');
@@ -139,12 +139,12 @@ async function startTokenRegistry(): Promise<TokenRegistry> {
     });
     const nowS = Math.floor(Date.now() / 1000);
     const header = { typ: 'JWT', alg: 'RS256', x5c: [certDer.toString('base64')] };
-    const claims = { iss: issuer, sub: url.searchParams.get('account') ?? '', aud: service, exp: nowS + 300, nbf: nowS - 10, iat: nowS, jti: randomUUID(), access };
+    const claims = { iss: issuer, sub: url.searchParams.get('account') ?? '', aud: service, exp: nowS + tokenLifetimeS, nbf: nowS - 10, iat: nowS, jti: randomUUID(), access };
     const signingInput = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     const signature = createSign('RSA-SHA256').update(signingInput).sign(key);
     const token = `${signingInput}.${b64url(signature)}`;
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ token, access_token: token, expires_in: 300, issued_at: new Date(nowS * 1000).toISOString() }));
+    res.end(JSON.stringify({ token, access_token: token, expires_in: tokenLifetimeS, issued_at: new Date(nowS * 1000).toISOString() }));
   });
   await new Promise<void>((resolve) => tokenServer.listen(0, '127.0.0.1', resolve));
   const tokenPort = (tokenServer.address() as AddressInfo).port;
@@ -205,6 +205,8 @@ async function main(): Promise<void> {
       seconds: { type: 'string', default: '60' },
       cron: { type: 'string', default: '*/10 * * * * *' },
       'no-token': { type: 'boolean', default: false },
+      /** Lifetime of the token server's tokens, in seconds (Docker Hub's are 300). */
+      'token-lifetime': { type: 'string', default: '300' },
       /** Write V8 CPU profiles of the agents into this folder (NODE_OPTIONS=--cpu-prof). */
       'cpu-prof': { type: 'string' },
       /** Extra node flags for the agents (e.g. --max-semi-space-size=1). */
@@ -228,7 +230,7 @@ async function main(): Promise<void> {
     console.log(`agent benchmark: idle agents for ${seconds} s, polls on "${cron}", next to a bare node process`);
     const registry = await startRegistry();
     cleanups.push(() => registry.stop());
-    const tokenRegistry = withToken ? await startTokenRegistry() : undefined;
+    const tokenRegistry = withToken ? await startTokenRegistry(Number(values['token-lifetime'])) : undefined;
     if (tokenRegistry) cleanups.push(() => tokenRegistry.stop());
     const engine: TestDockerd = await startDockerd({ name: 'bench-host', hostAddress: '127.0.0.2' });
     cleanups.push(() => engine.stop());
