@@ -256,6 +256,31 @@ describe('Agent: registry trouble', () => {
 });
 
 describe('Agent: poll now', () => {
+  it('a push notification polls at once even during the registry backoff (FINDINGS F3)', async () => {
+    const w = world({ cron: '0 * * * *' }); // hourly: only the push can bring the update soon
+    w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, heartbeatIntervalMs: 1_000 };
+    await w.start();
+    // A registry outage: the push of a first poll fails, and the backoff begins.
+    w.registry.down = new RegistryConnectionError('http://registry.test/v2/app/manifests/latest');
+    w.coordinator.requestPollNow();
+    await w.until(() => w.registry.calls.length === 1, 5_000);
+    expect(w.logged('registry poll failed; the service keeps running')).toHaveLength(1);
+
+    // The registry is back and notifies a push 1 s later, well inside the backoff (3.75 s).
+    w.registry.down = undefined;
+    w.registry.push(IMAGE, NEW_DIGEST);
+    await w.run(1_000);
+    const pushedAt = w.clock.nowMs();
+    w.coordinator.requestPollNow();
+    await w.until(() => w.registry.calls.length === 2, 5_000);
+    expect(w.registry.calls[1]!.atMs - pushedAt).toBeLessThanOrEqual(1_200);
+    expect(w.registry.calls[1]!.atMs).toBeLessThan(w.registry.calls[0]!.atMs + 3_750);
+    expect(w.logged('push notification: polling despite the registry backoff')).toHaveLength(1);
+    await w.until(() => w.logged('update finished').length === 1);
+    expect(w.web()?.digest).toBe(NEW_DIGEST);
+    await w.stop();
+  });
+
   it('polls at once when a heartbeat answer says pollNow, long before its next scheduled poll', async () => {
     const w = world({ cron: '0 * * * *' }); // hourly
     w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, heartbeatIntervalMs: 1_000 };

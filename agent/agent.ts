@@ -147,6 +147,8 @@ class ServiceWorker {
   private containerRunning: boolean | undefined;
   private registryFailures = 0;
   private registryRetryAtMs = 0;
+  /** The coordinator asked for a poll (a push): the next poll runs even during the registry backoff. */
+  private pollRequested = false;
   /** A digest not to ask a lease for again while the tag points at it (see settledDigestRetryMs). */
   private settled: { digest: string; why: string; atMs: number } | undefined;
   private failedChecks = 0;
@@ -252,9 +254,14 @@ class ServiceWorker {
     if (this.busy || this.needsReconcile || this.stopping || signal.aborted) return;
     const nowMs = this.deps.clock.nowMs();
     if (nowMs < this.registryRetryAtMs) {
-      this.logger.debug({ retryAtMs: this.registryRetryAtMs }, 'registry backoff: skipping this poll');
-      return;
+      if (!this.pollRequested) {
+        this.logger.debug({ retryAtMs: this.registryRetryAtMs }, 'registry backoff: skipping this poll');
+        return;
+      }
+      // The registry itself just notified a push: it answers again. One request per push.
+      this.logger.info({ retryAtMs: this.registryRetryAtMs }, 'push notification: polling despite the registry backoff');
     }
+    this.pollRequested = false;
     const resolved = await this.resolveTag(signal);
     if (!resolved || signal.aborted) return;
     // Check and take the flag with no await in between: the monitor may have started meanwhile.
@@ -393,6 +400,8 @@ class ServiceWorker {
     this.paused = answer.paused;
     if (answer.pollNow && !this.stopping) {
       this.logger.info('coordinator asked for a poll now (registry push)');
+      // Kept until a poll of this service runs: the coordinator answers pollNow once.
+      this.pollRequested = true;
       this.requestPoll();
     }
   }
