@@ -94,7 +94,7 @@ function world(options: WorldOptions = {}) {
   const acquires = () => coordinator.calls.filter((c) => c.op === 'acquire');
   const ready = () => readiness.status('web')?.ready;
   const logged = (msg: string) => lines.filter((l) => l.msg === msg);
-  return { clock, runtime, registry, coordinator, readiness, journal, lines, agent, start, stop, run, until, web, acquires, ready, logged };
+  return { clock, runtime, registry, coordinator, readiness, healthProbe, journal, lines, agent, start, stop, run, until, web, acquires, ready, logged };
 }
 
 describe('Agent: start', () => {
@@ -296,6 +296,34 @@ describe('Agent: poll now', () => {
     await w.until(() => w.registry.calls.length === 1, 5_000);
     expect(w.registry.calls[0]!.atMs - askedAt).toBeLessThanOrEqual(1_200);
     expect(w.logged('coordinator asked for a poll now (registry push)')).toHaveLength(1);
+    await w.until(() => w.logged('update finished').length === 1);
+    expect(w.web()?.digest).toBe(NEW_DIGEST);
+    await w.stop();
+  });
+
+  it('a push that arrives while a health check holds the container is polled as soon as the check ends', async () => {
+    const w = world({ cron: '0 * * * *' }); // hourly: only the push can bring the update soon
+    w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, heartbeatIntervalMs: 1_000 };
+    await w.start();
+    // The next idle check hangs until released: the monitor holds the container meanwhile.
+    let releaseCheck: (() => void) | undefined;
+    const serving = w.healthProbe.respond;
+    w.healthProbe.respond = (url) =>
+      new Promise<boolean>((resolve) => {
+        releaseCheck = () => resolve(serving(url));
+      });
+    await w.until(() => releaseCheck !== undefined, 10_000);
+    w.healthProbe.respond = serving;
+
+    w.registry.push(IMAGE, NEW_DIGEST);
+    w.coordinator.requestPollNow();
+    await w.until(() => w.logged('coordinator asked for a poll now (registry push)').length === 1, 5_000);
+    await w.run(2_000);
+    expect(w.registry.calls).toEqual([]); // the poll found the container busy
+    const releasedAt = w.clock.nowMs();
+    releaseCheck?.();
+    await w.until(() => w.registry.calls.length === 1, 5_000);
+    expect(w.registry.calls[0]!.atMs - releasedAt).toBeLessThanOrEqual(200);
     await w.until(() => w.logged('update finished').length === 1);
     expect(w.web()?.digest).toBe(NEW_DIGEST);
     await w.stop();

@@ -270,7 +270,7 @@ class ServiceWorker {
     try {
       await this.compareAndUpdate(resolved.digest, signal);
     } finally {
-      this.busy = false;
+      this.releaseBusy();
     }
   }
 
@@ -470,8 +470,14 @@ class ServiceWorker {
       await body();
       return true;
     } finally {
-      this.busy = false;
+      this.releaseBusy();
     }
+  }
+
+  private releaseBusy(): void {
+    this.busy = false;
+    // A push that came while the container was busy (a poll found it so and returned) polls now, not at the next slot.
+    if (this.pollRequested && !this.stopping) this.requestPoll();
   }
 
   private async checkOnce(): Promise<void> {
