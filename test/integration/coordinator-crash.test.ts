@@ -102,11 +102,21 @@ describe('coordinator killed with SIGKILL mid-stream', () => {
         json: { group: 'crash', host: nodeId, image: 'reg.local/app:1', currentDigest: null, health: 'healthy', agentVersion: 'test' },
       });
     }
+    // A release sent just before the kill may have committed with its answer lost: then the
+    // durable log says so, and the lease stays ended.
     if (heldAtKill) {
       const renewed = await call(running.url, 'POST', `/v1/leases/${heldAtKill.leaseId}/renew`, {
         json: { fencingToken: heldAtKill.fencingToken },
       });
-      expect(renewed.status).toBe(200);
+      if (releasedIds.has(heldAtKill.leaseId)) {
+        expect(renewed.status).toBe(409);
+        expect(renewed.body).toMatchObject({ error: 'lease-ended' });
+        heldAtKill = undefined;
+      } else {
+        expect(renewed.status).toBe(200);
+      }
+    }
+    if (heldAtKill) {
       const other = nodes.find((nodeId) => nodeId !== heldAtKill?.nodeId) as string;
       const refused = await call(running.url, 'POST', '/v1/leases', {
         json: { nodeId: other, group: 'crash', targetDigest: heldAtKill.targetDigest },
