@@ -301,19 +301,26 @@ describe('Agent: poll now', () => {
     await w.stop();
   });
 
+  /** The next idle health check hangs until the returned function is called: the monitor holds the container meanwhile. */
+  function holdNextCheck(w: ReturnType<typeof world>): () => (() => void) | undefined {
+    let releaseCheck: (() => void) | undefined;
+    const serving = w.healthProbe.respond;
+    w.healthProbe.respond = (url) => {
+      w.healthProbe.respond = serving;
+      return new Promise<boolean>((resolve) => {
+        releaseCheck = () => resolve(serving(url));
+      });
+    };
+    return () => releaseCheck;
+  }
+
   it('a push that arrives while a health check holds the container is polled as soon as the check ends', async () => {
     const w = world({ cron: '0 * * * *' }); // hourly: only the push can bring the update soon
     w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, heartbeatIntervalMs: 1_000 };
     await w.start();
-    // The next idle check hangs until released: the monitor holds the container meanwhile.
-    let releaseCheck: (() => void) | undefined;
-    const serving = w.healthProbe.respond;
-    w.healthProbe.respond = (url) =>
-      new Promise<boolean>((resolve) => {
-        releaseCheck = () => resolve(serving(url));
-      });
-    await w.until(() => releaseCheck !== undefined, 10_000);
-    w.healthProbe.respond = serving;
+    const held = holdNextCheck(w);
+    await w.until(() => held() !== undefined, 10_000);
+    const releaseCheck = held();
 
     w.registry.push(IMAGE, NEW_DIGEST);
     w.coordinator.requestPollNow();
@@ -324,6 +331,26 @@ describe('Agent: poll now', () => {
     releaseCheck?.();
     await w.until(() => w.registry.calls.length === 1, 5_000);
     expect(w.registry.calls[0]!.atMs - releasedAt).toBeLessThanOrEqual(200);
+    await w.until(() => w.logged('update finished').length === 1);
+    expect(w.web()?.digest).toBe(NEW_DIGEST);
+    await w.stop();
+  });
+
+  it('a push whose poll finds the container taken by a health check once the tag is read is not lost', async () => {
+    const w = world({ cron: '0 * * * *' }); // hourly
+    w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, heartbeatIntervalMs: 1_000 };
+    await w.start();
+    // The HEAD takes longer than a monitor interval, and the check that starts meanwhile hangs.
+    w.registry.latencyMs = 3_000;
+    const held = holdNextCheck(w);
+    w.registry.push(IMAGE, NEW_DIGEST);
+    w.coordinator.requestPollNow();
+    await w.until(() => w.registry.calls.length === 1 && held() !== undefined, 5_000);
+    await w.run(4_000); // the HEAD has answered; the container was busy
+    expect(w.acquires()).toEqual([]);
+    w.registry.latencyMs = 0;
+    held()?.();
+    await w.until(() => w.registry.calls.length === 2, 1_000);
     await w.until(() => w.logged('update finished').length === 1);
     expect(w.web()?.digest).toBe(NEW_DIGEST);
     await w.stop();

@@ -149,6 +149,8 @@ class ServiceWorker {
   private registryRetryAtMs = 0;
   /** The coordinator asked for a poll (a push): the next poll runs even during the registry backoff. */
   private pollRequested = false;
+  /** A poll found the container busy: it runs again as soon as the container is free. */
+  private pollDeferred = false;
   /** A digest not to ask a lease for again while the tag points at it (see settledDigestRetryMs). */
   private settled: { digest: string; why: string; atMs: number } | undefined;
   private failedChecks = 0;
@@ -251,7 +253,11 @@ class ServiceWorker {
   // ---- Poll (DESIGN steps 1 to 9)
 
   async poll(signal: AbortSignal): Promise<void> {
-    if (this.busy || this.needsReconcile || this.stopping || signal.aborted) return;
+    if (this.busy) {
+      this.pollDeferred = true;
+      return;
+    }
+    if (this.needsReconcile || this.stopping || signal.aborted) return;
     const nowMs = this.deps.clock.nowMs();
     if (nowMs < this.registryRetryAtMs) {
       if (!this.pollRequested) {
@@ -261,11 +267,16 @@ class ServiceWorker {
       // The registry itself just notified a push: it answers again. One request per push.
       this.logger.info({ retryAtMs: this.registryRetryAtMs }, 'push notification: polling despite the registry backoff');
     }
+    const requested = this.pollRequested;
     this.pollRequested = false;
     const resolved = await this.resolveTag(signal);
-    if (!resolved || signal.aborted) return;
+    if (!resolved || signal.aborted || this.stopping) return;
     // Check and take the flag with no await in between: the monitor may have started meanwhile.
-    if (this.busy || this.stopping) return;
+    if (this.busy) {
+      this.pollRequested ||= requested;
+      this.pollDeferred = true;
+      return;
+    }
     this.busy = true;
     try {
       await this.compareAndUpdate(resolved.digest, signal);
@@ -476,8 +487,11 @@ class ServiceWorker {
 
   private releaseBusy(): void {
     this.busy = false;
-    // A push that came while the container was busy (a poll found it so and returned) polls now, not at the next slot.
-    if (this.pollRequested && !this.stopping) this.requestPoll();
+    // A poll that found the container busy (a health check, a restart) runs now, not at the next slot.
+    if (this.pollDeferred && !this.stopping) {
+      this.pollDeferred = false;
+      this.requestPoll();
+    }
   }
 
   private async checkOnce(): Promise<void> {

@@ -491,6 +491,8 @@ export class FakeRegistry implements RegistryClient {
   /** Every resolve stays failing with this error while set. */
   down: Error | undefined;
   readonly calls: Array<{ image: string; atMs: number; failed: boolean }> = [];
+  /** Simulated time each resolve takes (answered as of its start). */
+  latencyMs = 0;
 
   constructor(private readonly clock: Clock) {}
 
@@ -498,11 +500,12 @@ export class FakeRegistry implements RegistryClient {
     this.digests.set(image, digest);
   }
 
-  resolve(image: string): Promise<ResolvedDigest> {
+  async resolve(image: string): Promise<ResolvedDigest> {
     const error = this.failures.shift() ?? this.down;
     const digest = this.digests.get(image);
     const failed = error !== undefined || digest === undefined;
     this.calls.push({ image, atMs: this.clock.nowMs(), failed });
+    if (this.latencyMs > 0) await this.clock.sleep(this.latencyMs);
     if (error !== undefined) return Promise.reject(error);
     if (digest === undefined) return Promise.reject(new BatonError('MANIFEST_NOT_FOUND', `${image}: manifest unknown`));
     return Promise.resolve({ digest, tagDigest: digest, mediaType: 'application/vnd.oci.image.manifest.v1+json' });

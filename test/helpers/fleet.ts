@@ -405,7 +405,11 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         const parts: string[] = [];
         parts.push(`--- docker events ---\n${formatEvents(recorder.events(), sinceMs)}`);
         parts.push(`--- coordinator (last 40 lines) ---\n${coordinator.lines.slice(-40).join('\n')}`);
-        for (const node of nodes) parts.push(`--- ${node.id} agent (last 25 lines) ---\n${node.agent.tail(25)}`);
+        // Routine heartbeat answers would push everything else out of the tail.
+        const worthReading = (line: string) => !line.includes('"msg":"coordinator answered"');
+        for (const node of nodes) {
+          parts.push(`--- ${node.id} agent (last 40 lines but heartbeats) ---\n${node.agent.output.filter(worthReading).slice(-40).join('\n')}`);
+        }
         parts.push(`--- haproxy (non-200 and state lines, last 40) ---\n${haproxy
           .log()
           .filter((l) => !/ 200 \d+ /.test(l))
@@ -414,6 +418,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         return parts.join('\n');
       },
       stop: async () => {
+        keepLogs();
         try {
           signalRegistry(registry, 'SIGCONT'); // a test may end with the registry paused
         } catch {
@@ -424,6 +429,20 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         await rm(dir, { recursive: true, force: true });
         releaseLock();
       },
+    };
+
+    /** With BATON_FLEET_LOGS=<folder>: every process's full output is kept there after the fleet stops. */
+    const keepLogs = (): void => {
+      const keepIn = process.env.BATON_FLEET_LOGS;
+      if (!keepIn) return;
+      const folder = join(keepIn, `fleet-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+      mkdirSync(folder, { recursive: true });
+      fleet.coordinators.forEach((c, i) => writeFileSync(join(folder, `coordinator-${i}.log`), `${c.lines.join('\n')}\n`));
+      for (const node of fleet.nodes) {
+        node.agents.forEach((a, i) => writeFileSync(join(folder, `${node.id}-agent-${i}.log`), `${a.output.join('\n')}\n`));
+      }
+      writeFileSync(join(folder, 'haproxy.log'), `${haproxy.log().join('\n')}\n`);
+      writeFileSync(join(folder, 'docker-events.log'), `${formatEvents(recorder.events(), 0)}\n`);
     };
 
     // ---- Every node on v1, healthy; HAProxy sees every server UP
