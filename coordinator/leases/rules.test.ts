@@ -27,6 +27,7 @@ import {
   isHeld,
   isSilent,
   progressOf,
+  NEXT_IN_LINE_RETRY_MS,
   retryAfterMs,
   type AcquireResult,
   type ParsedHeartbeatRequest,
@@ -522,11 +523,38 @@ describe('decideAcquire: refusals', () => {
   it('refuses busy when the group holds maxUnavailable leases', () => {
     const decision = acquire(rollingOut('a'), 'b', NEW);
     const refusal = refused(decision.result);
-    expect(refusal).toMatchObject({ reason: 'busy', retryAfterMs: 5_000 });
+    // b is the only node waiting: first in line, it asks again soon.
+    expect(refusal).toMatchObject({ reason: 'busy', retryAfterMs: NEXT_IN_LINE_RETRY_MS });
     expect(refusal.message).toContain('a');
     expect(decision.changes).toEqual([
       event('refusal', { nodeId: 'b', digest: NEW, reason: 'busy', message: refusal.message }),
     ]);
+  });
+
+  it('tells only the first maxUnavailable waiting nodes, by node id, to ask again soon', () => {
+    const waiting = { step: 'lease' as const };
+    const nodes = [
+      node('a', { step: 'drain' }),
+      node('b', waiting),
+      node('c', waiting),
+      node('d', { ...waiting, lastHeartbeatMs: T0 - MISS_LIMIT - 1 }), // silent: not in line
+      node('e'),
+      node('f'),
+    ];
+    const retryOf = (nodeId: string, policy: GroupPolicy = POLICY): number => {
+      const busyState = rollingOut('a', { nodes });
+      return refused(pure(busyState, (s) => decideAcquire(s, { nodeId, group: GROUP, targetDigest: NEW }, policy, T0, IDS)).result)
+        .retryAfterMs;
+    };
+    expect(retryOf('b')).toBe(NEXT_IN_LINE_RETRY_MS);
+    expect(retryOf('c')).toBe(5_000);
+    // A node that has not reported its lease step yet still queues by its id.
+    expect(retryOf('e')).toBe(5_000);
+    const two = { ...POLICY, maxUnavailable: 2 };
+    const twoHeld = rollingOut(undefined, { nodes, leases: [lease('l1', 'a'), lease('l2', 'e', { fencingToken: 2 })] });
+    const refusedWithTwo = (nodeId: string) =>
+      refused(decideAcquire(twoHeld, { nodeId, group: GROUP, targetDigest: NEW }, two, T0, IDS).result).retryAfterMs;
+    expect([refusedWithTwo('b'), refusedWithTwo('c'), refusedWithTwo('f')]).toEqual([NEXT_IN_LINE_RETRY_MS, NEXT_IN_LINE_RETRY_MS, 5_000]);
   });
 
   it('with maxUnavailable 2, grants two leases and refuses the third', () => {
@@ -548,7 +576,7 @@ describe('decideAcquire: refusals', () => {
     const state = rollingOut(undefined, { nodes });
     const decision = acquire(state, 'a', NEW);
     const refusal = refused(decision.result);
-    expect(refusal).toMatchObject({ reason: 'unhealthy-peer', retryAfterMs: 5_000 });
+    expect(refusal).toMatchObject({ reason: 'unhealthy-peer', retryAfterMs: NEXT_IN_LINE_RETRY_MS });
     expect(refusal.message).toContain('b (unhealthy)');
     expect(refusal.message).toContain('c (stopped)');
     expect(decision.changes).toEqual([

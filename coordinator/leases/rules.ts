@@ -301,7 +301,10 @@ export function decideAcquire(
   if (finalRefusal !== undefined) return refuse(draft, request, policy, finalRefusal.reason, finalRefusal.message);
   // Opening a rollout changes no node, lease or pause, so the original state answers the rest.
   const blocker = grantBlocker(state, request, rollout, policy, nowMs);
-  if (blocker !== undefined) return refuse(draft, request, policy, blocker.reason, blocker.message);
+  if (blocker !== undefined) {
+    const nextInLine = isNextInLine(state, request.nodeId, policy, nowMs);
+    return refuse(draft, request, policy, blocker.reason, blocker.message, nextInLine);
+  }
   return grant(draft, request, rollout, policy, ids.leaseId);
 }
 
@@ -461,10 +464,14 @@ function nameList(names: string[]): string {
   return more > 0 ? `${shown} and ${more} more` : shown;
 }
 
-export function retryAfterMs(reason: RefusalReason, policy: GroupPolicy): number {
+/** A refused node first in line asks again this soon, so a slot freed by a release is taken within about this long. */
+export const NEXT_IN_LINE_RETRY_MS = 500;
+
+export function retryAfterMs(reason: RefusalReason, policy: GroupPolicy, nextInLine = false): number {
   switch (reason) {
     case 'busy':
     case 'unhealthy-peer':
+      if (nextInLine) return NEXT_IN_LINE_RETRY_MS;
       // A lease usually ends or is renewed within a fraction of its TTL; ask again about then.
       return Math.round(Math.min(5_000, Math.max(1_000, policy.leaseTtlMs / 6)));
     case 'paused':
@@ -482,9 +489,26 @@ function refuse(
   policy: GroupPolicy,
   reason: RefusalReason,
   message: string,
+  nextInLine = false,
 ): Decision<AcquireResult> {
   draft.event('refusal', { nodeId: request.nodeId, digest: request.targetDigest, reason, message });
-  return draft.decide(decided({ granted: false, reason, retryAfterMs: retryAfterMs(reason, policy), message }));
+  return draft.decide(decided({ granted: false, reason, retryAfterMs: retryAfterMs(reason, policy, nextInLine), message }));
+}
+
+/**
+ * Whether the refused node is among the first `maxUnavailable` of the group's waiting nodes (the
+ * requester and every node whose last heartbeat says it waits for a lease), by node id. Only those
+ * ask again quickly: a freed slot is taken at once, and the load on the coordinator stays flat
+ * however many nodes wait.
+ */
+function isNextInLine(state: GroupState, requesterId: string, policy: GroupPolicy, nowMs: number): boolean {
+  const holders = new Set(heldLeases(state, nowMs).map((lease) => lease.nodeId));
+  let ahead = 0;
+  for (const node of state.nodes.values()) {
+    const waiting = node.step === 'lease' && !holders.has(node.nodeId) && !isSilent(node, policy, nowMs);
+    if (waiting && node.nodeId < requesterId) ahead += 1;
+  }
+  return ahead < effectiveMaxUnavailable(policy, state.nodes.size);
 }
 
 function grant(
