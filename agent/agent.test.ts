@@ -59,6 +59,7 @@ function world(options: WorldOptions = {}) {
         health: {
           http: { url: 'http://127.0.0.2:8080/health' },
           intervalMs: 1_000,
+          idleIntervalMs: 2_000,
           consecutivePasses: 2,
           deadlineMs: 10_000,
           minHealthyMs: 2_000,

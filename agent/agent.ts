@@ -39,8 +39,6 @@ const noopAgentMetrics: AgentMetrics = {
   watchSteps() {},
 };
 
-/** Idle health monitoring runs at most this often, whatever the service's update-time interval. */
-const minimumMonitorIntervalMs = 2_000;
 /** While HTTP checks pass, the idle monitor asks the engine about the container only this often. */
 const fullInspectEveryMs = 30_000;
 /** Consecutive failed checks before an idle service is reported unhealthy (one blip is not an outage). */
@@ -456,7 +454,7 @@ class ServiceWorker {
   // ---- Health monitor and auto-healing
 
   async monitorLoop(signal: AbortSignal): Promise<void> {
-    const intervalMs = Math.max(this.service.health.intervalMs, minimumMonitorIntervalMs);
+    const intervalMs = this.service.health.idleIntervalMs;
     while (!signal.aborted) {
       try {
         await this.deps.clock.sleep(intervalMs, signal);

@@ -18,6 +18,7 @@ function setup(options: { answers?: boolean[]; health?: Partial<HealthCheckConfi
     http: { url: URL, expectedStatus: 200, timeoutMs: 2_000 },
     docker: false,
     intervalMs: 1_000,
+    idleIntervalMs: 5_000,
     consecutivePasses: 3,
     deadlineMs: 10_000,
     minHealthyMs: 5_000,

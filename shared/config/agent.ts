@@ -20,7 +20,10 @@ export const healthCheckSchema = z
     http: httpHealthCheckSchema.optional(),
     /** Also require the image's own Docker HEALTHCHECK to report healthy. */
     docker: z.boolean().default(false),
+    /** Between checks while an update waits for the new container to become healthy. */
     intervalMs: durationMs(100, 600_000).default(1_000),
+    /** Between checks of the running service when no update is under way (readiness, auto-heal). */
+    idleIntervalMs: durationMs(500, 600_000).default(5_000),
     /** Consecutive passing checks needed before the new container counts as healthy. */
     consecutivePasses: z.number().int().min(1).max(100).default(3),
     /** The passes must be reached within this long after start, or the update fails. */

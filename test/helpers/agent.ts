@@ -125,6 +125,7 @@ export async function writeAgentConfig(options: AgentConfigOptions): Promise<Age
     health: {
       http: { url: `${appUrl}${testAppPaths.health}`, timeoutMs: 1_000 },
       intervalMs: 300,
+      idleIntervalMs: 2_000,
       consecutivePasses: 2,
       deadlineMs: 8_000,
       minHealthyMs: 1_000,
