@@ -272,7 +272,7 @@ async function main(): Promise<void> {
         cron,
         splayMs: 1_000,
         logLevel: 'info',
-        // Production timings for the idle monitor: a check every 2 s (the agent's minimum).
+        // The idle monitor at production timings (--idle-interval-ms, the agent's default 5 s).
         service: { health: { idleIntervalMs: Number(values['idle-interval-ms']), consecutivePasses: 2, deadlineMs: 60_000, minHealthyMs: 1_000 } },
       });
       cleanups.push(() => config.remove());
