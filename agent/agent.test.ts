@@ -33,6 +33,8 @@ interface WorldOptions {
   nodeId?: string;
   /** No `web` container at start. */
   noContainer?: boolean;
+  /** What the coordinator's heartbeat answers ask for (the fake's default otherwise). */
+  heartbeatIntervalMs?: number;
 }
 
 function world(options: WorldOptions = {}) {
@@ -42,6 +44,9 @@ function world(options: WorldOptions = {}) {
   const registry = new FakeRegistry(clock);
   registry.push(IMAGE, OLD_DIGEST);
   const coordinator = new FakeCoordinator(clock);
+  if (options.heartbeatIntervalMs !== undefined) {
+    coordinator.heartbeatAnswer = { ...coordinator.heartbeatAnswer, heartbeatIntervalMs: options.heartbeatIntervalMs };
+  }
   const { logger, lines } = captureLogger();
   const readiness = createReadinessServer({ listen: '127.0.0.1:0', logger, services: ['web'] });
   const healthProbe = FakeHealthProbe.backedBy(clock, runtime, 'web');
@@ -257,9 +262,11 @@ describe('Agent: registry trouble', () => {
 });
 
 describe('Agent: poll now', () => {
+  /** Hourly polls (only a push can bring an update soon) and a heartbeat every second. */
+  const pushWorld = () => world({ cron: '0 * * * *', heartbeatIntervalMs: 1_000 });
+
   it('a push notification polls at once even during the registry backoff (FINDINGS F3)', async () => {
-    const w = world({ cron: '0 * * * *' }); // hourly: only the push can bring the update soon
-    w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, heartbeatIntervalMs: 1_000 };
+    const w = pushWorld();
     await w.start();
     // A registry outage: the push of a first poll fails, and the backoff begins.
     w.registry.down = new RegistryConnectionError('http://registry.test/v2/app/manifests/latest');
@@ -283,8 +290,7 @@ describe('Agent: poll now', () => {
   });
 
   it('polls at once when a heartbeat answer says pollNow, long before its next scheduled poll', async () => {
-    const w = world({ cron: '0 * * * *' }); // hourly
-    w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, heartbeatIntervalMs: 1_000 };
+    const w = pushWorld();
     await w.start();
     const due = nextPollAtMs({ nowMs: w.clock.nowMs(), periodMs: 3_600_000, nodeId: 'node-1', random: fixedRandom(0.5), splayMs: 0 });
     expect(due - w.clock.nowMs()).toBeGreaterThan(60_000); // otherwise this test proves nothing
@@ -316,8 +322,7 @@ describe('Agent: poll now', () => {
   }
 
   it('a push that arrives while a health check holds the container is polled as soon as the check ends', async () => {
-    const w = world({ cron: '0 * * * *' }); // hourly: only the push can bring the update soon
-    w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, heartbeatIntervalMs: 1_000 };
+    const w = pushWorld();
     await w.start();
     const held = holdNextCheck(w);
     await w.until(() => held() !== undefined, 10_000);
@@ -338,8 +343,7 @@ describe('Agent: poll now', () => {
   });
 
   it('a push whose poll finds the container taken by a health check once the tag is read is not lost', async () => {
-    const w = world({ cron: '0 * * * *' }); // hourly
-    w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, heartbeatIntervalMs: 1_000 };
+    const w = pushWorld();
     await w.start();
     // The HEAD takes longer than a monitor interval, and the check that starts meanwhile hangs.
     w.registry.latencyMs = 3_000;
