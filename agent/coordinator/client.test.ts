@@ -26,10 +26,11 @@ const grant: LeaseGrant = {
   nodeId: 'web-1',
   targetDigest: DIGEST,
   rolloutId: 'r-1',
+  rolloutSeq: 1,
   ttlMs: 30_000,
   expiresAtMs: 1_700_000_030_000,
 };
-const refusal: LeaseRefusal = { granted: false, reason: 'busy', retryAfterMs: 5_000, message: 'web-2 holds the lease' };
+const refusal: LeaseRefusal = { granted: false, reason: 'busy', retryAfterMs: 5_000, message: 'web-2 holds the lease', rolloutSeq: 1 };
 const leaseRequest = { nodeId: 'web-1', group: 'web', targetDigest: DIGEST };
 const heartbeat: HeartbeatRequest = {
   group: 'web',

@@ -343,7 +343,7 @@ export function coordinatorUnavailableError(message = 'coordinator unavailable')
 }
 
 /** One scripted answer to acquire: a decision, an error to throw, or a refusal shorthand. */
-export type AcquireScript = LeaseDecision | Error | { refuse: RefusalReason; retryAfterMs?: number };
+export type AcquireScript = LeaseDecision | Error | { refuse: RefusalReason; retryAfterMs?: number; rolloutSeq?: number };
 /** One scripted answer to renew. */
 export type RenewScript = 'ok' | 'lost' | 'unavailable';
 
@@ -387,7 +387,15 @@ export class FakeCoordinator implements CoordinatorClient {
   }
 
   /** What heartbeats answer (change it to pause the group, shorten the interval...). */
-  heartbeatAnswer: HeartbeatResponse = { pollNow: false, paused: false, heartbeatIntervalMs: 10_000, targetDigest: null, rolloutState: null };
+  heartbeatAnswer: HeartbeatResponse = {
+    pollNow: false,
+    paused: false,
+    heartbeatIntervalMs: 10_000,
+    targetDigest: null,
+    rolloutState: null,
+    rolloutSeq: 0,
+    rolledBackFrom: null,
+  };
   private pollNowPending = false;
 
   /** The next heartbeat answers `pollNow: true` (as after a registry push), once. */
@@ -421,6 +429,7 @@ export class FakeCoordinator implements CoordinatorClient {
         reason: scripted.refuse,
         retryAfterMs: scripted.retryAfterMs ?? 5_000,
         message: `refused: ${scripted.refuse}`,
+        rolloutSeq: scripted.rolloutSeq ?? 0,
       };
       return Promise.resolve(refusal);
     }
@@ -472,6 +481,7 @@ export class FakeCoordinator implements CoordinatorClient {
       nodeId,
       targetDigest,
       rolloutId: 'rollout-1',
+      rolloutSeq: 1,
       ttlMs: this.ttlMs,
       expiresAtMs: this.clock.nowMs() + this.ttlMs,
     };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { LeaseDecision, LeaseGrant, LeaseRefusal, MaxUnavailable, NodeHealth } from '../../shared/api/v1.js';
+import type { GroupActionName, LeaseDecision, LeaseGrant, LeaseRefusal, MaxUnavailable, NodeHealth } from '../../shared/api/v1.js';
 import { coordinatorConfigSchema } from '../../shared/config/coordinator.js';
 import { seededRandom } from '../../shared/random.js';
 import { applyChanges, emptyGroupState } from '../state/apply.js';
@@ -67,6 +67,10 @@ function rollout(rolloutId: string, targetDigest: string, overrides: Partial<Rol
   return {
     rolloutId,
     group: GROUP,
+    seq: 1,
+    cause: 'push',
+    completedAtMs: null,
+    rolledBackFrom: null,
     targetDigest,
     image: null,
     state: 'in-progress',
@@ -150,11 +154,14 @@ interface AcquireOptions {
   policy?: GroupPolicy;
   ids?: { leaseId: string; rolloutId: string };
   image?: string;
+  /** The agent's observedAfterSeq; absent as from an older agent unless given. */
+  observedAfterSeq?: number;
 }
 
 function acquire(state: GroupState, nodeId: string, targetDigest: string, options: AcquireOptions = {}) {
   const image = options.image === undefined ? {} : { image: options.image };
-  const request = { nodeId, group: GROUP, targetDigest, ...image };
+  const seq = options.observedAfterSeq === undefined ? {} : { observedAfterSeq: options.observedAfterSeq };
+  const request = { nodeId, group: GROUP, targetDigest, ...image, ...seq };
   return pure(state, (s) =>
     decideAcquire(s, request, options.policy ?? POLICY, options.nowMs ?? T0, options.ids ?? IDS),
   );
@@ -305,16 +312,16 @@ describe('effectiveMaxUnavailable', () => {
 // ---- Helpers
 
 describe('reading the state', () => {
-  it('currentRollout is the latest rollout that was not superseded', () => {
+  it('currentRollout is the newest rollout, whatever its state', () => {
     expect(currentRollout(group())).toBeUndefined();
     const state = group({
       rollouts: [
-        rollout('r1', OLD, { state: 'superseded' }),
-        rollout('r2', NEW, { state: 'halted' }),
-        rollout('r3', NEWER, { state: 'superseded' }),
+        rollout('r1', OLD, { seq: 1, state: 'superseded' }),
+        rollout('r2', NEW, { seq: 2, state: 'superseded' }),
+        rollout('r3', NEWER, { seq: 3, state: 'halted' }),
       ],
     });
-    expect(currentRollout(state)?.rolloutId).toBe('r2');
+    expect(currentRollout(state)?.rolloutId).toBe('r3');
   });
 
   it('a node is silent only once its last heartbeat is older than the miss limit', () => {
@@ -412,16 +419,20 @@ describe('decideAcquire: granting', () => {
         rollout: {
           rolloutId: 'rollout-new',
           group: GROUP,
+          seq: 1,
+          cause: 'push',
           targetDigest: NEW,
           image: 'registry.example/web:v2',
           state: 'in-progress',
           openedAtMs: T0,
           endedAtMs: null,
+          completedAtMs: null,
+          rolledBackFrom: null,
           haltedByNodeId: null,
           haltReason: null,
         },
       },
-      event('rollout-opened', { nodeId: 'a', digest: NEW, message: expect.any(String) }),
+      event('rollout-opened', { nodeId: 'a', digest: NEW, reason: 'push', message: expect.any(String) }),
       { kind: 'put-group', group: { name: GROUP, paused: false, lastFencingToken: 1, version: 5 } },
       { kind: 'put-lease', lease: expectedLease },
       event('grant', { nodeId: 'a', digest: NEW, leaseId: 'lease-new', fencingToken: 1 }),
@@ -436,6 +447,7 @@ describe('decideAcquire: granting', () => {
         nodeId: 'a',
         targetDigest: NEW,
         rolloutId: 'rollout-new',
+        rolloutSeq: 1,
         ttlMs: TTL,
         expiresAtMs: T0 + TTL,
       },
@@ -471,6 +483,7 @@ describe('decideAcquire: granting', () => {
       nodeId: 'a',
       targetDigest: NEW,
       rolloutId: 'r-new',
+      rolloutSeq: 1,
       ttlMs: TTL,
       expiresAtMs: T0 + 25_000,
     });
@@ -514,6 +527,7 @@ describe('decideAcquire: refusals', () => {
       reason: 'busy',
       retryAfterMs: 5_000,
       message: expect.stringContaining('l1'),
+      rolloutSeq: 1,
     });
     expect(decision.changes).toEqual([
       event('refusal', { nodeId: 'a', digest: NEWER, reason: 'busy', message: refusal.message }),
@@ -665,46 +679,43 @@ describe('decideAcquire: refusals', () => {
 });
 
 describe('decideAcquire: rollouts', () => {
-  it('supersedes every open or completed rollout when a new digest arrives, and leaves ended ones', () => {
+  it('supersedes the current rollout when a new push arrives, and leaves the older ones as they ended', () => {
     const state = group({
       rollouts: [
-        rollout('r1', digest(10), { state: 'halted', endedAtMs: T0 - 9_000 }),
-        rollout('r2', digest(11), { state: 'aborted', endedAtMs: T0 - 8_000 }),
-        rollout('r3', digest(12), { state: 'completed', endedAtMs: T0 - 7_000 }),
-        rollout('r4', digest(13), { state: 'superseded', endedAtMs: T0 - 6_000 }),
-        rollout('r5', OLD, { state: 'in-progress' }),
+        rollout('r1', digest(10), { seq: 1, state: 'halted', endedAtMs: T0 - 9_000 }),
+        rollout('r2', digest(11), { seq: 2, state: 'superseded', endedAtMs: T0 - 8_000 }),
+        rollout('r3', OLD, { seq: 3, state: 'in-progress' }),
       ],
     });
-    const decision = acquire(state, 'a', NEW);
-    expect(granted(decision.result).rolloutId).toBe('rollout-new');
-    expect(rolloutsPut(decision.changes).map((r) => [r.rolloutId, r.state, r.endedAtMs])).toEqual([
-      ['r3', 'superseded', T0],
-      ['r5', 'superseded', T0],
-      ['rollout-new', 'in-progress', null],
+    const decision = acquire(state, 'a', NEW, { observedAfterSeq: 3 });
+    expect(granted(decision.result)).toMatchObject({ rolloutId: 'rollout-new', rolloutSeq: 4 });
+    expect(rolloutsPut(decision.changes).map((r) => [r.rolloutId, r.seq, r.state, r.endedAtMs])).toEqual([
+      ['r3', 3, 'superseded', T0],
+      ['rollout-new', 4, 'in-progress', null],
     ]);
     expect(eventsOf(decision.changes).filter((e) => e.type === 'rollout-superseded')).toEqual([
-      expect.objectContaining({ digest: digest(12), message: expect.stringContaining(NEW) }),
       expect.objectContaining({ digest: OLD, message: expect.stringContaining(NEW) }),
     ]);
   });
 
   it('supersedes a paused rollout too', () => {
     const state = group({ rollouts: [rollout('r-old', OLD, { state: 'paused' })] });
-    expect(rolloutsPut(acquire(state, 'a', NEW).changes)[0]).toMatchObject({ rolloutId: 'r-old', state: 'superseded' });
+    const changes = acquire(state, 'a', NEW, { observedAfterSeq: 1 }).changes;
+    expect(rolloutsPut(changes)[0]).toMatchObject({ rolloutId: 'r-old', state: 'superseded' });
   });
 
-  it('refuses a superseded digest for good', () => {
-    const state = group({ rollouts: [rollout('r-old', OLD, { state: 'superseded' }), rollout('r-new', NEW)] });
+  it('refuses an agent that sent no seq a digest the group rolled out before (older agents)', () => {
+    const state = group({ rollouts: [rollout('r-old', OLD, { seq: 1, state: 'superseded' }), rollout('r-new', NEW, { seq: 2 })] });
     const decision = acquire(state, 'a', OLD);
     const refusal = refused(decision.result);
-    expect(refusal).toMatchObject({ reason: 'superseded', retryAfterMs: 60_000 });
+    expect(refusal).toMatchObject({ reason: 'superseded', retryAfterMs: 60_000, rolloutSeq: 2 });
     expect(refusal.message).toContain(NEW);
     expect(kinds(decision.changes)).toEqual(['event:refusal']);
   });
 
   it('refuses an aborted digest', () => {
     const state = group({ rollouts: [rollout('r-new', NEW, { state: 'aborted', endedAtMs: T0 - 1 })] });
-    const decision = acquire(state, 'a', NEW);
+    const decision = acquire(state, 'a', NEW, { observedAfterSeq: 1 });
     expect(refused(decision.result)).toMatchObject({ reason: 'aborted', retryAfterMs: 60_000 });
     expect(kinds(decision.changes)).toEqual(['event:refusal']);
   });
@@ -715,14 +726,14 @@ describe('decideAcquire: rollouts', () => {
         rollout('r-new', NEW, { state: 'halted', endedAtMs: T0 - 1, haltedByNodeId: 'c', haltReason: 'boom' }),
       ],
     });
-    const decision = acquire(state, 'a', NEW);
+    const decision = acquire(state, 'a', NEW, { observedAfterSeq: 1 });
     const refusal = refused(commit(state, decision));
     expect(refusal).toMatchObject({ reason: 'halted', retryAfterMs: 60_000 });
     expect(refusal.message).toContain('boom');
     expect(kinds(decision.changes)).toEqual(['event:refusal']);
 
-    const fix = acquire(state, 'a', NEWER, { ids: { leaseId: 'l-fix', rolloutId: 'r-fix' } });
-    expect(granted(commit(state, fix))).toMatchObject({ rolloutId: 'r-fix', targetDigest: NEWER });
+    const fix = acquire(state, 'a', NEWER, { ids: { leaseId: 'l-fix', rolloutId: 'r-fix' }, observedAfterSeq: 1 });
+    expect(granted(commit(state, fix))).toMatchObject({ rolloutId: 'r-fix', targetDigest: NEWER, rolloutSeq: 2 });
     expect(state.rollouts.map((r) => [r.rolloutId, r.state])).toEqual([
       ['r-new', 'halted'],
       ['r-fix', 'in-progress'],
@@ -730,13 +741,14 @@ describe('decideAcquire: rollouts', () => {
   });
 
   it('reopens a completed rollout for a node that is still behind', () => {
-    const state = group({ rollouts: [rollout('r-new', NEW, { state: 'completed', endedAtMs: T0 - 1 })] });
+    const state = group({ rollouts: [rollout('r-new', NEW, { state: 'completed', endedAtMs: T0 - 1, completedAtMs: T0 - 1 })] });
     const decision = acquire(state, 'a', NEW);
     expect(granted(decision.result).rolloutId).toBe('r-new');
     expect(decision.changes[0]).toEqual({
       kind: 'put-rollout',
-      rollout: rollout('r-new', NEW, { state: 'in-progress', endedAtMs: null }),
+      rollout: rollout('r-new', NEW, { state: 'in-progress', endedAtMs: null, completedAtMs: T0 - 1 }),
     });
+    expect(eventsOf(decision.changes)[0]).toMatchObject({ type: 'rollout-opened', reason: 'reopened' });
     expect(kinds(decision.changes)).toEqual([
       'put-rollout',
       'event:rollout-opened',
@@ -751,6 +763,81 @@ describe('decideAcquire: rollouts', () => {
     const decision = acquire(state, 'a', NEW);
     expect(refused(decision.result).reason).toBe('paused');
     expect(rolloutsPut(decision.changes)).toEqual([rollout('r-new', NEW, { state: 'paused', endedAtMs: null })]);
+  });
+});
+
+describe('decideAcquire: a rollout is a push, not a digest', () => {
+  // The group's current rollout is seq 4; NEW was already rolled out by an earlier one (seq 2).
+  const history = (current: Partial<RolloutRecord>): RolloutRecord[] => [
+    rollout('r1', OLD, { seq: 1, state: 'superseded', completedAtMs: T0 - 50_000, endedAtMs: T0 - 40_000 }),
+    rollout('r2', NEW, { seq: 2, state: 'superseded', completedAtMs: T0 - 30_000, endedAtMs: T0 - 20_000 }),
+    rollout('r3', OLD, { seq: 3, state: 'superseded', completedAtMs: T0 - 15_000, endedAtMs: T0 - 10_000 }),
+    rollout('r4', NEWER, { seq: 4, ...current }),
+  ];
+  const states: Array<[string, Partial<RolloutRecord>]> = [
+    ['in progress', { state: 'in-progress' }],
+    ['completed', { state: 'completed', endedAtMs: T0 - 1, completedAtMs: T0 - 1 }],
+    ['halted', { state: 'halted', endedAtMs: T0 - 1, haltedByNodeId: 'c', haltReason: 'boom' }],
+    ['aborted', { state: 'aborted', endedAtMs: T0 - 1 }],
+    ['paused', { state: 'paused' }],
+  ];
+  const expectations: Record<string, string> = {
+    'in progress': 'superseded',
+    completed: 'superseded',
+    halted: 'halted',
+    aborted: 'aborted',
+    paused: 'superseded',
+  };
+
+  it.each(states)('the current rollout %s: a digest seen after it opened is a new push, even one rolled out before', (name, current) => {
+    const state = group({ rollouts: history(current) });
+    const decision = acquire(state, 'a', NEW, { observedAfterSeq: 4 });
+    const result = leaseDecision(commit(state, decision));
+    expect(result).toMatchObject({ granted: true, rolloutSeq: 5, targetDigest: NEW });
+    expect(state.rollouts.map((r) => [r.seq, r.state])).toEqual([
+      [1, 'superseded'],
+      [2, 'superseded'],
+      [3, 'superseded'],
+      [4, expectations[name]],
+      [5, 'in-progress'],
+    ]);
+    expect(eventsOf(decision.changes).find((e) => e.type === 'rollout-opened')).toMatchObject({ digest: NEW, reason: 'push' });
+  });
+
+  it.each(states)('the current rollout %s: a digest seen before it opened is stale, and changes nothing but the refusal', (_name, current) => {
+    const state = group({ rollouts: history(current) });
+    const decision = acquire(state, 'a', NEW, { observedAfterSeq: 3 });
+    const refusal = refused(decision.result);
+    expect(refusal).toMatchObject({ reason: 'stale', retryAfterMs: 0, rolloutSeq: 4 });
+    expect(refusal.message).toContain('poll again');
+    expect(kinds(decision.changes)).toEqual(['event:refusal']);
+  });
+
+  it('the current rollout\'s own digest joins it whatever the agent saw before (a late node)', () => {
+    const state = group({ rollouts: history({ state: 'in-progress' }) });
+    expect(granted(acquire(state, 'a', NEWER, { observedAfterSeq: 0 }).result)).toMatchObject({ rolloutId: 'r4', rolloutSeq: 4 });
+  });
+
+  it('a halted digest stays halted for its own rollout, however late the agent looked', () => {
+    const state = group({ rollouts: history({ state: 'halted', endedAtMs: T0 - 1 }) });
+    expect(refused(acquire(state, 'a', NEWER, { observedAfterSeq: 4 }).result).reason).toBe('halted');
+  });
+
+  it('the first push of a group opens rollout 1 whatever the agent knew', () => {
+    expect(granted(acquire(group(), 'a', NEW, { observedAfterSeq: 0 }).result)).toMatchObject({ rolloutSeq: 1 });
+  });
+
+  it('v1, v2, v1, v2, v1: every push opens a rollout and every node can be granted it', () => {
+    const state = group({ nodes: [node('a')] });
+    const digests = [NEW, OLD, NEW, OLD, NEW];
+    digests.forEach((target, index) => {
+      const known = currentRollout(state)?.seq ?? 0;
+      const ids = { leaseId: `l-${index}`, rolloutId: `r-${index}` };
+      const grant = granted(commit(state, acquire(state, 'a', target, { ids, observedAfterSeq: known })));
+      commit(state, pure(state, (s) => decideRelease(s, grant.leaseId, { fencingToken: grant.fencingToken, outcome: 'updated' }, T0)));
+      expect(currentRollout(state)).toMatchObject({ seq: index + 1, targetDigest: target, state: 'completed' });
+    });
+    expect(state.rollouts.map((r) => r.state)).toEqual(['superseded', 'superseded', 'superseded', 'superseded', 'completed']);
   });
 });
 
@@ -852,7 +939,7 @@ describe('decideRelease', () => {
     const decision = release(state, 'l1', { fencingToken: 1, outcome: 'updated', message: 'ok' });
     expect(decision.result).toMatchObject({ kind: 'released', response: { rolloutState: 'completed' } });
     expect(decision.changes.slice(3)).toEqual([
-      { kind: 'put-rollout', rollout: rollout('r-new', NEW, { state: 'completed', endedAtMs: T0 }) },
+      { kind: 'put-rollout', rollout: rollout('r-new', NEW, { state: 'completed', endedAtMs: T0, completedAtMs: T0 }) },
       event('rollout-completed', { digest: NEW, message: expect.any(String) }),
     ]);
     expect(eventsOf(decision.changes)[0]?.message).toBe('ok');
@@ -1041,6 +1128,8 @@ describe('decideHeartbeat', () => {
       heartbeatIntervalMs: 5_000,
       targetDigest: null,
       rolloutState: null,
+      rolloutSeq: 0,
+      rolledBackFrom: null,
     });
   });
 
@@ -1069,6 +1158,8 @@ describe('decideHeartbeat', () => {
       heartbeatIntervalMs: 7_000,
       targetDigest: NEW,
       rolloutState: 'paused',
+      rolloutSeq: 1,
+      rolledBackFrom: null,
     });
   });
 
@@ -1087,7 +1178,7 @@ describe('decideHeartbeat', () => {
     const state = rollingOut(undefined, { nodes });
     const decision = heartbeat(state, 'c', { currentDigest: NEW });
     expect(kinds(decision.changes)).toEqual(['heartbeat', 'put-rollout', 'event:rollout-completed']);
-    expect(rolloutsPut(decision.changes)).toEqual([rollout('r-new', NEW, { state: 'completed', endedAtMs: T0 })]);
+    expect(rolloutsPut(decision.changes)).toEqual([rollout('r-new', NEW, { state: 'completed', endedAtMs: T0, completedAtMs: T0 })]);
     expect(decision.result).toMatchObject({ targetDigest: NEW, rolloutState: 'completed' });
   });
 
@@ -1123,8 +1214,8 @@ describe('decideHeartbeat', () => {
 
 // ---- Operator actions
 
-function groupAction(state: GroupState, action: 'pause' | 'resume' | 'abort', reason?: string) {
-  return pure(state, (s) => decideGroupAction(s, action, reason, T0));
+function groupAction(state: GroupState, action: GroupActionName, reason?: string) {
+  return pure(state, (s) => decideGroupAction(s, action, reason, T0, 'rollout-new'));
 }
 
 describe('decideGroupAction', () => {
@@ -1136,13 +1227,13 @@ describe('decideGroupAction', () => {
       { kind: 'put-rollout', rollout: rollout('r-new', NEW, { state: 'paused' }) },
       event('pause', { digest: NEW, reason: 'lunch' }),
     ]);
-    expect(decision.result).toEqual({ kind: 'done', response: { group: GROUP, paused: true, rolloutState: 'paused' } });
+    expect(decision.result).toEqual({ kind: 'done', response: { group: GROUP, paused: true, rolloutState: 'paused', rolloutSeq: 1, targetDigest: NEW } });
   });
 
   it('pause: pauses a group without a rollout', () => {
     const decision = groupAction(group(), 'pause');
     expect(kinds(decision.changes)).toEqual(['put-group', 'event:pause']);
-    expect(decision.result).toEqual({ kind: 'done', response: { group: GROUP, paused: true, rolloutState: null } });
+    expect(decision.result).toEqual({ kind: 'done', response: { group: GROUP, paused: true, rolloutState: null, rolloutSeq: 0, targetDigest: null } });
   });
 
   it('pause: leaves a halted or completed rollout as it is', () => {
@@ -1153,7 +1244,7 @@ describe('decideGroupAction', () => {
   it('pause is idempotent', () => {
     const state = group({ paused: true, rollouts: [rollout('r-new', NEW, { state: 'paused' })] });
     expect(groupAction(state, 'pause')).toEqual({
-      result: { kind: 'done', response: { group: GROUP, paused: true, rolloutState: 'paused' } },
+      result: { kind: 'done', response: { group: GROUP, paused: true, rolloutState: 'paused', rolloutSeq: 1, targetDigest: NEW } },
       changes: [],
     });
   });
@@ -1168,7 +1259,7 @@ describe('decideGroupAction', () => {
     ]);
     expect(decision.result).toEqual({
       kind: 'done',
-      response: { group: GROUP, paused: false, rolloutState: 'in-progress' },
+      response: { group: GROUP, paused: false, rolloutState: 'in-progress', rolloutSeq: 1, targetDigest: NEW },
     });
   });
 
@@ -1191,7 +1282,7 @@ describe('decideGroupAction', () => {
 
   it('resume is idempotent', () => {
     expect(groupAction(rollingOut(), 'resume')).toEqual({
-      result: { kind: 'done', response: { group: GROUP, paused: false, rolloutState: 'in-progress' } },
+      result: { kind: 'done', response: { group: GROUP, paused: false, rolloutState: 'in-progress', rolloutSeq: 1, targetDigest: NEW } },
       changes: [],
     });
   });
@@ -1214,7 +1305,7 @@ describe('decideGroupAction', () => {
     ]);
     expect(decision.result).toEqual({
       kind: 'done',
-      response: { group: GROUP, paused, rolloutState: 'aborted' },
+      response: { group: GROUP, paused, rolloutState: 'aborted', rolloutSeq: 1, targetDigest: NEW },
     });
   });
 
@@ -1242,6 +1333,99 @@ describe('decideGroupAction', () => {
 });
 
 // ---- Forget
+
+describe('decideGroupAction: rollback and retry', () => {
+  // v1 (OLD) completed as rollout 1, v2 (NEW) is rollout 2.
+  const rolledOut = (current: Partial<RolloutRecord>): GroupState =>
+    group({
+      rollouts: [
+        rollout('r1', OLD, { seq: 1, state: 'superseded', completedAtMs: T0 - 20_000, endedAtMs: T0 - 10_000 }),
+        rollout('r2', NEW, { seq: 2, ...current }),
+      ],
+    });
+
+  it.each([
+    ['in progress', { state: 'in-progress' }],
+    ['completed', { state: 'completed', completedAtMs: T0 - 1, endedAtMs: T0 - 1 }],
+    ['halted', { state: 'halted', endedAtMs: T0 - 1 }],
+  ] as Array<[string, Partial<RolloutRecord>]>)('rollback of a rollout %s opens rollout 3 back to the previous completed digest', (_name, current) => {
+    const state = rolledOut(current);
+    const decision = groupAction(state, 'rollback', 'error rate');
+    expect(decision.result).toEqual({
+      kind: 'done',
+      response: { group: GROUP, paused: false, rolloutState: 'in-progress', rolloutSeq: 3, targetDigest: OLD },
+    });
+    commit(state, decision);
+    expect(currentRollout(state)).toMatchObject({ seq: 3, cause: 'rollback', targetDigest: OLD, rolledBackFrom: NEW, state: 'in-progress' });
+    const opened = eventsOf(decision.changes).find((e) => e.type === 'rollout-opened');
+    expect(opened).toMatchObject({ digest: OLD, reason: 'rollback', nodeId: null });
+    expect(opened?.message).toContain('error rate');
+    // Nodes get the rollback through the lease path, as for a push.
+    expect(granted(acquire(state, 'a', OLD, { observedAfterSeq: 3 }).result)).toMatchObject({ rolloutSeq: 3, targetDigest: OLD });
+  });
+
+  it('heartbeats tell agents to run the rollback\'s target while the tag shows the digest rolled back from', () => {
+    const state = rolledOut({ state: 'completed', completedAtMs: T0 - 1 });
+    commit(state, groupAction(state, 'rollback'));
+    expect(heartbeat(state, 'a').result).toMatchObject({ targetDigest: OLD, rolledBackFrom: NEW, rolloutSeq: 3 });
+  });
+
+  it('after a rollback, the tag\'s digest is refused rolled-back until retried; another push opens normally', () => {
+    const state = rolledOut({ state: 'completed', completedAtMs: T0 - 1 });
+    commit(state, groupAction(state, 'rollback'));
+    expect(refused(acquire(state, 'a', NEW, { observedAfterSeq: 3 }).result)).toMatchObject({ reason: 'rolled-back', retryAfterMs: 60_000 });
+    expect(granted(acquire(state, 'a', NEWER, { observedAfterSeq: 3 }).result)).toMatchObject({ rolloutSeq: 4, targetDigest: NEWER });
+
+    commit(state, pure(state, (s) => decideGroupAction(s, 'retry', 'fixed the config', T0, 'r-retry')));
+    expect(currentRollout(state)).toMatchObject({ seq: 4, cause: 'retry', targetDigest: NEW, rolledBackFrom: null });
+    expect(state.rollouts.at(-2)).toMatchObject({ seq: 3, state: 'superseded' });
+    expect(granted(acquire(state, 'a', NEW, { observedAfterSeq: 3 }).result)).toMatchObject({ rolloutSeq: 4 });
+  });
+
+  it('retry of a halted rollout opens a new rollout of the same digest, which can be granted', () => {
+    const state = rolledOut({ state: 'halted', endedAtMs: T0 - 1, haltedByNodeId: 'c', haltReason: 'boom' });
+    expect(refused(acquire(state, 'a', NEW, { observedAfterSeq: 2 }).result).reason).toBe('halted');
+    commit(state, groupAction(state, 'retry'));
+    expect(state.rollouts.map((r) => [r.seq, r.state])).toEqual([
+      [1, 'superseded'],
+      [2, 'halted'],
+      [3, 'in-progress'],
+    ]);
+    expect(granted(acquire(state, 'a', NEW, { observedAfterSeq: 2 }).result)).toMatchObject({ rolloutSeq: 3, targetDigest: NEW });
+  });
+
+  it('retry of an aborted rollout opens it again', () => {
+    const state = rolledOut({ state: 'aborted', endedAtMs: T0 - 1 });
+    commit(state, groupAction(state, 'retry'));
+    expect(currentRollout(state)).toMatchObject({ seq: 3, cause: 'retry', targetDigest: NEW, state: 'in-progress' });
+  });
+
+  it.each([
+    ['in progress', { state: 'in-progress' }],
+    ['completed', { state: 'completed' }],
+  ] as Array<[string, Partial<RolloutRecord>]>)('retry: conflict, with no changes, when the rollout is %s', (_name, current) => {
+    const decision = groupAction(rolledOut(current), 'retry');
+    expect(decision).toEqual({ result: { kind: 'conflict', message: expect.stringContaining('nothing to retry') }, changes: [] });
+  });
+
+  it('rollback: conflict, with no changes, without an earlier completed digest', () => {
+    expect(groupAction(group(), 'rollback')).toEqual({ result: { kind: 'conflict', message: expect.stringContaining('no rollout yet') }, changes: [] });
+    const first = group({ rollouts: [rollout('r1', NEW, { seq: 1, state: 'completed', completedAtMs: T0 - 1 })] });
+    expect(groupAction(first, 'rollback')).toEqual({ result: { kind: 'conflict', message: expect.stringContaining('nothing to roll back to') }, changes: [] });
+  });
+
+  it('rollback skips an earlier rollout that never completed', () => {
+    const state = group({
+      rollouts: [
+        rollout('r1', OLD, { seq: 1, state: 'superseded', completedAtMs: T0 - 30_000 }),
+        rollout('r2', NEWER, { seq: 2, state: 'halted' }),
+        rollout('r3', NEW, { seq: 3, state: 'completed', completedAtMs: T0 - 1 }),
+      ],
+    });
+    commit(state, groupAction(state, 'rollback'));
+    expect(currentRollout(state)).toMatchObject({ seq: 4, targetDigest: OLD, rolledBackFrom: NEW });
+  });
+});
 
 describe('decideForget', () => {
   it('answers not-found for an unknown node', () => {
@@ -1425,10 +1609,10 @@ function simulate(maxUnavailable: MaxUnavailable, seed: number, steps: number): 
   const operate = (step: number): void => {
     const current = currentRollout(state);
     const roll = random.next();
-    if (state.group.paused) apply(decideGroupAction(state, 'resume', undefined, nowMs));
+    if (state.group.paused) apply(decideGroupAction(state, 'resume', undefined, nowMs, `r-${nowMs}`));
     else if (current !== undefined && current.state !== 'in-progress') target = digest(102 + step);
-    else if (roll < 0.15) apply(decideGroupAction(state, 'pause', 'look', nowMs));
-    else if (roll < 0.2) apply(decideGroupAction(state, 'abort', 'nope', nowMs));
+    else if (roll < 0.15) apply(decideGroupAction(state, 'pause', 'look', nowMs, `r-${nowMs}`));
+    else if (roll < 0.2) apply(decideGroupAction(state, 'abort', 'nope', nowMs, `r-${nowMs}`));
     else if (roll < 0.3) target = digest(102 + step);
   };
 

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type {
   EventType,
+  GroupActionName,
   GroupActionResponse,
   heartbeatRequestSchema,
   HeartbeatResponse,
@@ -12,6 +13,7 @@ import type {
   ReleaseResponse,
   RenewRequest,
   RenewResponse,
+  RolloutCause,
   RolloutState,
 } from '../../shared/api/v1.js';
 import { applyChange } from '../state/apply.js';
@@ -57,7 +59,7 @@ export interface Conflict {
 export type AcquireResult = NotFound | { kind: 'decision'; decision: LeaseDecision };
 export type RenewResult = NotFound | StaleToken | LeaseEnded | { kind: 'renewed'; response: RenewResponse };
 export type ReleaseResult = NotFound | StaleToken | LeaseEnded | { kind: 'released'; response: ReleaseResponse };
-export type GroupAction = 'pause' | 'resume' | 'abort';
+export type GroupAction = GroupActionName;
 export type GroupActionResult = Conflict | { kind: 'done'; response: GroupActionResponse };
 export type ForgetResult = NotFound | { kind: 'forgotten'; endedLeases: LeaseRecord[] };
 
@@ -73,9 +75,14 @@ const MAX_NAMED_NODES = 5;
 
 // ---- Reading the state
 
-/** The rollout the group is on: the latest one no newer digest has replaced. */
+/** The rollout the group is on: the newest one (every older one was superseded or had ended). */
 export function currentRollout(state: Pick<GroupState, 'rollouts'>): RolloutRecord | undefined {
-  return state.rollouts.findLast((rollout) => rollout.state !== 'superseded');
+  return state.rollouts.at(-1);
+}
+
+/** The digest the group's tag pointed at when `rollout` opened: a rollback's is the one it rolled back from. */
+export function tagDigestOf(rollout: RolloutRecord): string {
+  return rollout.rolledBackFrom ?? rollout.targetDigest;
 }
 
 /** A node is silent once its last heartbeat is older than the miss limit. */
@@ -99,10 +106,6 @@ export function progressOf(state: GroupState, rollout: RolloutRecord): RolloutPr
   let updating = 0;
   for (const lease of state.activeLeases.values()) if (lease.rolloutId === rollout.rolloutId) updating += 1;
   return { totalNodes: state.nodes.size, onTarget, updating };
-}
-
-function rolloutOfDigest(state: Pick<GroupState, 'rollouts'>, digest: string): RolloutRecord | undefined {
-  return state.rollouts.findLast((rollout) => rollout.targetDigest === digest);
 }
 
 function rolloutById(state: Omit<GroupState, 'nodes'>, rolloutId: string): RolloutRecord {
@@ -251,7 +254,7 @@ function completeIfDone(draft: Draft): void {
   if (rollout === undefined || rollout.state !== 'in-progress') return;
   if (heldLeases(draft.state, draft.nowMs).length > 0) return;
   for (const node of draft.nodes()) if (node.currentDigest !== rollout.targetDigest) return;
-  putRollout(draft, rollout, { state: 'completed', endedAtMs: draft.nowMs });
+  putRollout(draft, rollout, { state: 'completed', endedAtMs: draft.nowMs, completedAtMs: draft.nowMs });
   draft.event('rollout-completed', {
     digest: rollout.targetDigest,
     message: `all ${draft.nodeCount()} nodes run ${rollout.targetDigest}`,
@@ -292,11 +295,14 @@ export function decideAcquire(
   }
   const held = heldLeaseOfNode(state, request.nodeId, nowMs);
   if (held !== undefined) {
-    if (held.targetDigest === request.targetDigest) return draft.decide(decided(grantOf(held, policy)));
+    if (held.targetDigest === request.targetDigest) {
+      return draft.decide(decided(grantOf(held, policy, rolloutById(state, held.rolloutId).seq)));
+    }
     const message = `node ${request.nodeId} already holds lease ${held.leaseId} for ${held.targetDigest}; release it first`;
     return refuse(draft, request, policy, 'busy', message);
   }
-  const rollout = rolloutToGrantFrom(draft, request, ids.rolloutId);
+  const rollout = rolloutForRequest(draft, request, ids.rolloutId);
+  if ('reason' in rollout) return refuse(draft, request, policy, rollout.reason, rollout.message);
   const finalRefusal = refusalOfEndedRollout(draft.state, rollout);
   if (finalRefusal !== undefined) return refuse(draft, request, policy, finalRefusal.reason, finalRefusal.message);
   // Opening a rollout changes no node, lease or pause, so the original state answers the rest.
@@ -317,7 +323,7 @@ function decided(decision: LeaseDecision): AcquireResult {
   return { kind: 'decision', decision };
 }
 
-function grantOf(lease: LeaseRecord, policy: GroupPolicy): LeaseGrant {
+function grantOf(lease: LeaseRecord, policy: GroupPolicy, rolloutSeq: number): LeaseGrant {
   return {
     granted: true,
     leaseId: lease.leaseId,
@@ -326,21 +332,61 @@ function grantOf(lease: LeaseRecord, policy: GroupPolicy): LeaseGrant {
     nodeId: lease.nodeId,
     targetDigest: lease.targetDigest,
     rolloutId: lease.rolloutId,
+    rolloutSeq,
     ttlMs: policy.leaseTtlMs,
     expiresAtMs: lease.expiresAtMs,
   };
 }
 
-/** The rollout of the requested digest: opened if new, reopened if completed (a node is still behind). */
-function rolloutToGrantFrom(draft: Draft, request: LeaseRequest, rolloutId: string): RolloutRecord {
-  const existing = rolloutOfDigest(draft.state, request.targetDigest);
-  if (existing === undefined) return openRollout(draft, request, rolloutId);
-  if (existing.state !== 'completed') return existing;
-  const reopened = putRollout(draft, existing, { state: openRolloutState(draft.state), endedAtMs: null });
+/**
+ * The rollout a request is for. The current rollout's digest joins it (reopened if it had
+ * completed: a node is still behind). Any other digest is a new push, opening a new rollout,
+ * only if the agent looked at the tag after the current rollout opened (observedAfterSeq);
+ * otherwise the agent saw an older tag and is told so (`stale`), and it polls again.
+ */
+function rolloutForRequest(draft: Draft, request: LeaseRequest, rolloutId: string): RolloutRecord | Refusal {
+  const current = currentRollout(draft.state);
+  if (current === undefined) return openRollout(draft, newPush(draft, request), rolloutId);
+  if (current.targetDigest === request.targetDigest) return reopenIfCompleted(draft, current, request.nodeId);
+  const group = draft.state.group.name;
+  if (current.rolledBackFrom === request.targetDigest) {
+    return {
+      reason: 'rolled-back',
+      message:
+        `${request.targetDigest} was rolled back in group ${group} (rollout ${current.seq} runs ${current.targetDigest}); ` +
+        '`baton retry` rolls it out again, and so does a push of another digest',
+    };
+  }
+  if (isNewPush(draft.state, request, current)) return openRollout(draft, newPush(draft, request), rolloutId);
+  if (request.observedAfterSeq === undefined) {
+    return { reason: 'superseded', message: `${request.targetDigest} in group ${group} has been superseded by ${current.targetDigest}` };
+  }
+  return {
+    reason: 'stale',
+    message:
+      `the tag was read before rollout ${current.seq} (${current.targetDigest}) opened in group ${group}, ` +
+      `${request.observedAfterSeq} < ${current.seq}: poll again`,
+  };
+}
+
+/**
+ * Whether a request for a digest other than the current rollout's reports a newer push. An agent
+ * that knew rollout N before its registry poll saw the tag after N opened, so what it saw is newer.
+ * Older agents send no seq: only a digest never rolled out in the group counts as new for them.
+ */
+export function isNewPush(state: Pick<GroupState, 'rollouts'>, request: LeaseRequest, current: RolloutRecord): boolean {
+  if (request.observedAfterSeq !== undefined) return request.observedAfterSeq >= current.seq;
+  return !state.rollouts.some((rollout) => rollout.targetDigest === request.targetDigest);
+}
+
+function reopenIfCompleted(draft: Draft, rollout: RolloutRecord, nodeId: string): RolloutRecord {
+  if (rollout.state !== 'completed') return rollout;
+  const reopened = putRollout(draft, rollout, { state: openRolloutState(draft.state), endedAtMs: null });
   draft.event('rollout-opened', {
-    nodeId: request.nodeId,
-    digest: request.targetDigest,
-    message: `rollout ${existing.rolloutId} reopened: node ${request.nodeId} is not on ${request.targetDigest} yet`,
+    nodeId,
+    digest: rollout.targetDigest,
+    reason: 'reopened',
+    message: `rollout ${rollout.seq} reopened: node ${nodeId} is not on ${rollout.targetDigest} yet`,
   });
   return reopened;
 }
@@ -349,32 +395,55 @@ function openRolloutState(state: Pick<GroupState, 'group'>): RolloutState {
   return state.group.paused ? 'paused' : 'in-progress';
 }
 
-function openRollout(draft: Draft, request: LeaseRequest, rolloutId: string): RolloutRecord {
-  for (const older of draft.state.rollouts) {
-    if (older.state !== 'in-progress' && older.state !== 'paused' && older.state !== 'completed') continue;
-    putRollout(draft, older, { state: 'superseded', endedAtMs: draft.nowMs });
+interface RolloutOpening {
+  cause: RolloutCause;
+  digest: string;
+  image: string | null;
+  rolledBackFrom: string | null;
+  /** For the event: who or what opened it. */
+  nodeId: string | null;
+  message: string;
+}
+
+function newPush(draft: Draft, request: LeaseRequest): RolloutOpening {
+  const seq = (currentRollout(draft.state)?.seq ?? 0) + 1;
+  return {
+    cause: 'push',
+    digest: request.targetDigest,
+    image: request.image ?? null,
+    rolledBackFrom: null,
+    nodeId: request.nodeId,
+    message: `rollout ${seq} of ${request.targetDigest} opened by node ${request.nodeId}`,
+  };
+}
+
+/** Opens the group's next rollout; the current one, if still open or completed, is superseded by it. */
+function openRollout(draft: Draft, opening: RolloutOpening, rolloutId: string): RolloutRecord {
+  const current = currentRollout(draft.state);
+  if (current !== undefined && isOpenOrCompleted(current.state)) {
+    putRollout(draft, current, { state: 'superseded', endedAtMs: draft.nowMs });
     draft.event('rollout-superseded', {
-      digest: older.targetDigest,
-      message: `rollout ${older.rolloutId} of ${older.targetDigest} superseded by ${request.targetDigest}`,
+      digest: current.targetDigest,
+      message: `rollout ${current.seq} of ${current.targetDigest} superseded by ${opening.digest}`,
     });
   }
   const rollout: RolloutRecord = {
     rolloutId,
     group: draft.state.group.name,
-    targetDigest: request.targetDigest,
-    image: request.image ?? null,
+    seq: (current?.seq ?? 0) + 1,
+    cause: opening.cause,
+    targetDigest: opening.digest,
+    image: opening.image,
     state: openRolloutState(draft.state),
     openedAtMs: draft.nowMs,
     endedAtMs: null,
+    completedAtMs: null,
+    rolledBackFrom: opening.rolledBackFrom,
     haltedByNodeId: null,
     haltReason: null,
   };
   draft.record({ kind: 'put-rollout', rollout });
-  draft.event('rollout-opened', {
-    nodeId: request.nodeId,
-    digest: request.targetDigest,
-    message: `rollout ${rolloutId} of ${request.targetDigest} opened by node ${request.nodeId}`,
-  });
+  draft.event('rollout-opened', { nodeId: opening.nodeId, digest: opening.digest, reason: opening.cause, message: opening.message });
   return rollout;
 }
 
@@ -387,18 +456,13 @@ function refusalOfEndedRollout(state: Omit<GroupState, 'nodes'>, rollout: Rollou
         reason: 'halted',
         message:
           `${digest} is halted in group ${group}: node ${rollout.haltedByNodeId ?? '?'} ` +
-          `reported "${rollout.haltReason ?? 'failure'}"; push a fixed image to roll forward`,
+          `reported "${rollout.haltReason ?? 'failure'}"; push a fixed image to roll forward, or \`baton retry\``,
       };
     case 'aborted':
       return {
         reason: 'aborted',
-        message: `the rollout of ${digest} in group ${group} was aborted; push a new image to roll out again`,
+        message: `the rollout of ${digest} in group ${group} was aborted; \`baton retry\` or a new push rolls out again`,
       };
-    case 'superseded': {
-      const newer = currentRollout(state);
-      const by = newer === undefined ? 'a newer digest' : newer.targetDigest;
-      return { reason: 'superseded', message: `${digest} in group ${group} has been superseded by ${by}` };
-    }
     default:
       return undefined;
   }
@@ -479,7 +543,10 @@ export function retryAfterMs(reason: RefusalReason, policy: GroupPolicy, nextInL
     case 'halted':
     case 'aborted':
     case 'superseded':
+    case 'rolled-back':
       return FINAL_REFUSAL_RETRY_MS;
+    case 'stale':
+      return 0;
   }
 }
 
@@ -492,7 +559,10 @@ function refuse(
   nextInLine = false,
 ): Decision<AcquireResult> {
   draft.event('refusal', { nodeId: request.nodeId, digest: request.targetDigest, reason, message });
-  return draft.decide(decided({ granted: false, reason, retryAfterMs: retryAfterMs(reason, policy, nextInLine), message }));
+  const rolloutSeq = currentRollout(draft.state)?.seq ?? 0;
+  return draft.decide(
+    decided({ granted: false, reason, retryAfterMs: retryAfterMs(reason, policy, nextInLine), message, rolloutSeq }),
+  );
 }
 
 /**
@@ -534,7 +604,7 @@ function grant(
   };
   draft.record({ kind: 'put-lease', lease });
   draft.event('grant', { nodeId: request.nodeId, digest: request.targetDigest, leaseId, fencingToken });
-  return draft.decide(decided(grantOf(lease, policy)));
+  return draft.decide(decided(grantOf(lease, policy, rollout.seq)));
 }
 
 // ---- Renew and release
@@ -667,10 +737,10 @@ function recordUpdatedNode(draft: Draft, lease: LeaseRecord): void {
 }
 
 // An ended rollout keeps its ending: the first halt names the culprit, and a superseded or
-// aborted digest is refused for good anyway.
+// aborted rollout is over anyway (its digest is rolled out again only by a new rollout).
 function haltRollout(draft: Draft, lease: LeaseRecord, reason: string): void {
   const rollout = rolloutById(draft.state, lease.rolloutId);
-  if (rollout.state !== 'in-progress' && rollout.state !== 'paused' && rollout.state !== 'completed') return;
+  if (!isOpenOrCompleted(rollout.state)) return;
   putRollout(draft, rollout, {
     state: 'halted',
     endedAtMs: draft.nowMs,
@@ -730,6 +800,8 @@ export function decideHeartbeat(
     heartbeatIntervalMs,
     targetDigest: rollout !== undefined && isOpenOrCompleted(rollout.state) ? rollout.targetDigest : null,
     rolloutState: rollout?.state ?? null,
+    rolloutSeq: rollout?.seq ?? 0,
+    rolledBackFrom: rollout !== undefined && isOpenOrCompleted(rollout.state) ? rollout.rolledBackFrom : null,
   });
 }
 
@@ -739,13 +811,16 @@ function isOpenOrCompleted(state: RolloutState): boolean {
 
 // ---- Operator actions
 
+/** `newRolloutId` names the rollout that `rollback` or `retry` opens. */
 export function decideGroupAction(
   state: GroupState,
   action: GroupAction,
   reason: string | undefined,
   nowMs: number,
+  newRolloutId: string,
 ): Decision<GroupActionResult> {
   const draft = new Draft(state, nowMs);
+  let conflict: Conflict | undefined;
   switch (action) {
     case 'pause':
       pause(draft, reason);
@@ -753,17 +828,91 @@ export function decideGroupAction(
     case 'resume':
       resume(draft, reason);
       break;
-    case 'abort': {
-      const conflict = abort(draft, reason);
-      if (conflict !== undefined) return draft.decide(conflict);
+    case 'abort':
+      conflict = abort(draft, reason);
       break;
-    }
+    case 'rollback':
+      conflict = rollBack(draft, reason, newRolloutId);
+      break;
+    case 'retry':
+      conflict = retry(draft, reason, newRolloutId);
+      break;
   }
+  if (conflict !== undefined) return draft.decide(conflict);
   const rollout = currentRollout(draft.state);
   return draft.decide({
     kind: 'done',
-    response: { group: draft.state.group.name, paused: draft.state.group.paused, rolloutState: rollout?.state ?? null },
+    response: {
+      group: draft.state.group.name,
+      paused: draft.state.group.paused,
+      rolloutState: rollout?.state ?? null,
+      rolloutSeq: rollout?.seq ?? 0,
+      targetDigest: rollout?.targetDigest ?? null,
+    },
   });
+}
+
+/**
+ * `baton rollback`: a new rollout back to the newest digest that completed before the current
+ * one, under the same leases, drain and health gate. The tag still points at the digest rolled
+ * back from, so agents are told to run the target instead while it does (rolledBackFrom).
+ */
+function rollBack(draft: Draft, reason: string | undefined, rolloutId: string): Conflict | undefined {
+  const group = draft.state.group.name;
+  const current = currentRollout(draft.state);
+  if (current === undefined) return { kind: 'conflict', message: `nothing to roll back in group ${group}: no rollout yet` };
+  const previous = draft.state.rollouts.findLast(
+    (rollout) => rollout.seq < current.seq && rollout.completedAtMs !== null && rollout.targetDigest !== current.targetDigest,
+  );
+  if (previous === undefined) {
+    return {
+      kind: 'conflict',
+      message: `nothing to roll back to in group ${group}: no rollout before ${current.seq} (${current.targetDigest}) completed`,
+    };
+  }
+  const from = tagDigestOf(current);
+  const seq = current.seq + 1;
+  openRollout(
+    draft,
+    {
+      cause: 'rollback',
+      digest: previous.targetDigest,
+      image: previous.image,
+      rolledBackFrom: from === previous.targetDigest ? null : from,
+      nodeId: null,
+      message: `rollout ${seq} rolls back from ${from} to ${previous.targetDigest} (of rollout ${previous.seq})${reasonSuffix(reason)}`,
+    },
+    rolloutId,
+  );
+  return undefined;
+}
+
+/** `baton retry`: a new rollout of what a halted, aborted or rolled-back rollout meant to run. */
+function retry(draft: Draft, reason: string | undefined, rolloutId: string): Conflict | undefined {
+  const current = currentRollout(draft.state);
+  const retryable = current !== undefined && (current.state === 'halted' || current.state === 'aborted' || current.rolledBackFrom !== null);
+  if (current === undefined || !retryable) {
+    const what = current === undefined ? 'no rollout' : `rollout ${current.seq} of ${current.targetDigest} is ${current.state}`;
+    return { kind: 'conflict', message: `nothing to retry in group ${draft.state.group.name}: ${what}` };
+  }
+  const digest = tagDigestOf(current);
+  openRollout(
+    draft,
+    {
+      cause: 'retry',
+      digest,
+      image: current.image,
+      rolledBackFrom: null,
+      nodeId: null,
+      message: `rollout ${current.seq + 1} retries ${digest} after rollout ${current.seq} (${current.state})${reasonSuffix(reason)}`,
+    },
+    rolloutId,
+  );
+  return undefined;
+}
+
+function reasonSuffix(reason: string | undefined): string {
+  return reason === undefined || reason === '' ? '' : `: ${reason}`;
 }
 
 function pause(draft: Draft, reason: string | undefined): void {

@@ -12,11 +12,18 @@ import type { Logger } from '../../shared/logger.js';
 /** A duration the metrics want to observe, derived from a live (not replayed) event. */
 export type Measurement =
   | { kind: 'rollout-completed'; group: string; durationMs: number }
-  | { kind: 'rolled-back'; group: string; durationMs: number };
+  | { kind: 'rolled-back'; group: string; durationMs: number }
+  | { kind: 'fleet-rolled-back'; group: string; durationMs: number };
 
 type Outcome = 'open' | 'succeeded' | 'failed' | 'aborted' | 'superseded';
 
 interface RolloutTrack {
+  /** Opened by `baton rollback`, or by a push of a digest that had completed in the group before. */
+  isRollback: boolean;
+  /** When it first opened. */
+  openedAtMs: number;
+  /** Completed at least once (a reopening does not count twice). */
+  everCompleted: boolean;
   /** When the current open stretch began (opening or reopening); null once ended. */
   openSinceMs: number | null;
   /** Time spent open in earlier stretches (a completed rollout reopened for a late node). */
@@ -40,7 +47,14 @@ const DAY_MS = 24 * HOUR_MS;
 const PAGE = 5_000;
 
 export class FleetAnalytics {
-  private readonly rollouts = new Map<string, RolloutTrack>();
+  /** Every rollout tracked, by the seq of the event that opened it. */
+  private readonly rollouts = new Map<number, RolloutTrack>();
+  /** The latest rollout of each group and digest (a digest may be rolled out many times). */
+  private readonly latestByDigest = new Map<string, RolloutTrack>();
+  /** Digests that completed in each group (group and digest), for telling a rollback by push. */
+  private readonly completedDigests = new Set<string>();
+  private readonly fleetRollbackSamples: number[] = [];
+  private fleetRollbackCount = 0;
   private readonly grantedAt = new Map<string, number>();
   private readonly rollbackSamples: number[] = [];
   private readonly durationSamples: number[] = [];
@@ -103,6 +117,12 @@ export class FleetAnalytics {
         medianMs: median(this.rollbackSamples),
         maxMs: this.rollbackSamples.length === 0 ? null : Math.max(...this.rollbackSamples),
       },
+      fleetRollback: {
+        count: this.fleetRollbackCount,
+        lastMs: this.fleetRollbackSamples.at(-1) ?? null,
+        medianMs: median(this.fleetRollbackSamples),
+        maxMs: this.fleetRollbackSamples.length === 0 ? null : Math.max(...this.fleetRollbackSamples),
+      },
       updates: { lastHour, last24h: this.updateTimes.length, perHourWhileRolling: this.ratePerHour(nowMs) },
     };
   }
@@ -134,7 +154,7 @@ export class FleetAnalytics {
     const key = event.digest === null ? undefined : `${event.group}\u0000${event.digest}`;
     switch (event.type) {
       case 'rollout-opened':
-        if (key !== undefined) this.opened(key, event.atMs);
+        if (key !== undefined) this.opened(key, event);
         break;
       case 'rollout-completed':
         if (key !== undefined) this.completed(key, event, live);
@@ -146,7 +166,7 @@ export class FleetAnalytics {
         if (key !== undefined) this.ended(key, 'aborted', event.atMs);
         break;
       case 'rollout-superseded': {
-        const track = key === undefined ? undefined : this.rollouts.get(key);
+        const track = key === undefined ? undefined : this.latestByDigest.get(key);
         // A rollout that completed stays a success when a newer digest comes along.
         if (key !== undefined && (track === undefined || track.outcome === 'open')) this.ended(key, 'superseded', event.atMs);
         break;
@@ -169,22 +189,50 @@ export class FleetAnalytics {
     }
   }
 
-  private track(key: string, atMs: number): RolloutTrack {
-    let track = this.rollouts.get(key);
+  private track(key: string, atMs: number, seq = -atMs): RolloutTrack {
+    let track = this.latestByDigest.get(key);
     if (track === undefined) {
       // Seen before its opening (the log was cut): count it from here.
-      track = { openSinceMs: atMs, earlierOpenMs: 0, outcome: 'open', updatedNodes: 0, lastTouchedMs: atMs };
-      this.rollouts.set(key, track);
-      evictOldest(this.rollouts, MAX_ROLLOUTS);
+      track = this.newTrack(key, atMs, seq, false);
     }
     track.lastTouchedMs = atMs;
     return track;
   }
 
-  private opened(key: string, atMs: number): void {
-    const track = this.track(key, atMs);
-    if (track.openSinceMs === null) track.openSinceMs = atMs;
-    track.outcome = 'open';
+  private newTrack(key: string, atMs: number, seq: number, isRollback: boolean): RolloutTrack {
+    const track: RolloutTrack = {
+      isRollback,
+      openedAtMs: atMs,
+      everCompleted: false,
+      openSinceMs: atMs,
+      earlierOpenMs: 0,
+      outcome: 'open',
+      updatedNodes: 0,
+      lastTouchedMs: atMs,
+    };
+    this.rollouts.set(seq, track);
+    evictOldest(this.rollouts, MAX_ROLLOUTS);
+    this.latestByDigest.set(key, track);
+    evictOldest(this.latestByDigest, MAX_ROLLOUTS);
+    return track;
+  }
+
+  /**
+   * A new rollout (reason push, rollback or retry) or a completed one reopened for a late node
+   * (reason `reopened`; logs written before rollouts had causes say neither, and had one rollout
+   * per digest, so a second opening of a digest there is a reopening).
+   */
+  private opened(key: string, event: BatonEvent): void {
+    const known = this.latestByDigest.get(key);
+    const reopening = event.reason === 'reopened' || (event.reason === null && known !== undefined);
+    if (!reopening || known === undefined) {
+      const isRollback = event.reason === 'rollback' || (event.reason === 'push' && this.completedDigests.has(key));
+      this.newTrack(key, event.atMs, event.seq, isRollback);
+      return;
+    }
+    known.lastTouchedMs = event.atMs;
+    if (known.openSinceMs === null) known.openSinceMs = event.atMs;
+    known.outcome = 'open';
   }
 
   private ended(key: string, outcome: Outcome, atMs: number): RolloutTrack {
@@ -198,8 +246,18 @@ export class FleetAnalytics {
   }
 
   private completed(key: string, event: BatonEvent, live: boolean): void {
-    const stretchStart = this.rollouts.get(key)?.openSinceMs ?? null;
-    this.ended(key, 'succeeded', event.atMs);
+    const stretchStart = this.latestByDigest.get(key)?.openSinceMs ?? null;
+    const track = this.ended(key, 'succeeded', event.atMs);
+    this.completedDigests.add(key);
+    evictOldest(this.completedDigests, MAX_ROLLOUTS);
+    const firstCompletion = !track.everCompleted;
+    track.everCompleted = true;
+    if (track.isRollback && firstCompletion) {
+      const durationMs = Math.max(0, event.atMs - track.openedAtMs);
+      this.fleetRollbackCount += 1;
+      pushSample(this.fleetRollbackSamples, durationMs);
+      if (live) this.emit({ kind: 'fleet-rolled-back', group: event.group, durationMs });
+    }
     if (stretchStart === null) return;
     const durationMs = Math.max(0, event.atMs - stretchStart);
     pushSample(this.durationSamples, durationMs);
@@ -261,11 +319,11 @@ function pushSample(samples: number[], value: number): void {
   if (samples.length > MAX_SAMPLES) samples.splice(0, samples.length - MAX_SAMPLES);
 }
 
-function evictOldest<K, V>(map: Map<K, V>, limit: number): void {
-  while (map.size > limit) {
-    const oldest = map.keys().next();
+function evictOldest<K>(collection: Map<K, unknown> | Set<K>, limit: number): void {
+  while (collection.size > limit) {
+    const oldest = collection.keys().next();
     if (oldest.done === true) return;
-    map.delete(oldest.value);
+    collection.delete(oldest.value);
   }
 }
 

@@ -162,6 +162,14 @@ export function createCoordinatorMetrics(options: {
     registers: [registry],
   });
 
+  const fleetRollbackDuration = new Histogram({
+    name: 'baton_fleet_rollback_duration_seconds',
+    help: 'Time to roll the fleet back: from a rollout back to an earlier completed digest opening (baton rollback, or the push of the old tag) to every node running it.',
+    labelNames: ['group'],
+    buckets: [5, 15, 30, 60, 120, 300, 600, 1_800, 3_600],
+    registers: [registry],
+  });
+
   if (options.notifier) {
     const notifier = options.notifier;
     new Counter({
@@ -207,7 +215,11 @@ export function createCoordinatorMetrics(options: {
     }
   });
   const stopMeasurements = options.analytics.onMeasurement((measurement) => {
-    const histogram = measurement.kind === 'rollout-completed' ? rolloutDuration : rollbackDuration;
+    const histogram = {
+      'rollout-completed': rolloutDuration,
+      'rolled-back': rollbackDuration,
+      'fleet-rolled-back': fleetRollbackDuration,
+    }[measurement.kind];
     histogram.observe({ group: measurement.group }, seconds(measurement.durationMs));
   });
 

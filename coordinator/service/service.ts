@@ -1,5 +1,6 @@
 import type {
   BatonEvent,
+  GroupActionName,
   GroupActionResponse,
   HeartbeatResponse,
   LeaseDecision,
@@ -166,12 +167,14 @@ export class CoordinatorService {
 
   // ---- Operator requests
 
-  groupAction(group: string, action: 'pause' | 'resume' | 'abort', reason: string | undefined): Promise<GroupActionResponse> {
+  groupAction(group: string, action: GroupActionName, reason: string | undefined): Promise<GroupActionResponse> {
     if (!this.groups.has(group)) return Promise.reject(new NotFoundError(`unknown group ${JSON.stringify(group)}`));
     return this.withGroup(group, async (state, nowMs) => {
-      const decision = decideGroupAction(state, action, reason, nowMs);
+      const decision = decideGroupAction(state, action, reason, nowMs, this.options.newId());
       await this.commit(state, decision.changes);
       if (decision.result.kind === 'conflict') throw new ConflictError(decision.result.message);
+      // A rollback or retry is a new rollout: every node looks now instead of at its next poll.
+      if (action === 'rollback' || action === 'retry') for (const nodeId of state.nodes.keys()) this.pollSet(group).add(nodeId);
       return decision.result.response;
     });
   }

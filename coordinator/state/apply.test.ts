@@ -25,6 +25,10 @@ function rollout(rolloutId: string, overrides: Partial<RolloutRecord> = {}): Rol
   return {
     rolloutId,
     group: 'web',
+    seq: 1,
+    cause: 'push',
+    completedAtMs: null,
+    rolledBackFrom: null,
     targetDigest: DIGEST_2,
     image: null,
     state: 'in-progress',

@@ -2,6 +2,7 @@ import type {
   BatonEvent,
   MaxUnavailable,
   NodeHealth,
+  RolloutCause,
   RolloutState,
   UpdateStep,
 } from '../../shared/api/v1.js';
@@ -38,14 +39,29 @@ export interface NodeRecord {
   joinedAtMs: number;
 }
 
+/**
+ * One rollout: one push (or operator command) of a digest to a group. A digest may have many
+ * rollouts over time (v1, v2, v1 again); `seq` orders them within the group.
+ */
 export interface RolloutRecord {
   rolloutId: string;
   group: string;
+  /** 1, 2, 3... per group: the newest rollout is the group's current one. */
+  seq: number;
+  /** What opened it: a push seen by an agent, `baton rollback`, or `baton retry`. */
+  cause: RolloutCause;
   targetDigest: string;
   image: string | null;
   state: RolloutState;
   openedAtMs: number;
   endedAtMs: number | null;
+  /** When every node first ran the target; kept when a newer rollout supersedes this one. */
+  completedAtMs: number | null;
+  /**
+   * A rollback's: the digest the tag still points at. Agents run the target instead while the
+   * tag shows this digest; it is rolled out again only by `baton retry` or a push of another digest.
+   */
+  rolledBackFrom: string | null;
   haltedByNodeId: string | null;
   haltReason: string | null;
 }
@@ -69,7 +85,7 @@ export interface GroupState {
   group: GroupRecord;
   /** Keyed by node id. */
   nodes: Map<string, NodeRecord>;
-  /** Every rollout the group has had, oldest first: a halted digest must never be granted again. */
+  /** Every rollout the group has had, by seq (oldest first); the last one is the current one. */
   rollouts: RolloutRecord[];
   /** Leases not yet ended (released, expired or forgotten), keyed by lease id. */
   activeLeases: Map<string, LeaseRecord>;

@@ -108,7 +108,56 @@ BEGIN
 END;
 `;
 
-export const migrations: readonly Migration[] = [{ version: 1, name: 'initial schema', sql: initialSchema }];
+/**
+ * Rollouts identified by push, not by digest: a digest may be rolled out many times, so the
+ * UNIQUE (group_name, target_digest) goes, and each rollout gets its number in the group (seq),
+ * what opened it, when it completed (kept once superseded) and, for a rollback, the digest rolled
+ * back from. SQLite cannot drop a constraint, so the table is rebuilt. Leases reference rollouts
+ * with deferred foreign keys: the rows are put back in the same transaction, so the references
+ * hold again at commit. Under version 1 a digest had one rollout, so its completion time is the
+ * time of the group's rollout-completed event for that digest.
+ */
+const rolloutsByPush = `
+CREATE TABLE rollouts_v1_copy AS SELECT * FROM rollouts;
+DROP TABLE rollouts;
+
+CREATE TABLE rollouts (
+  rollout_id        TEXT    NOT NULL PRIMARY KEY,
+  group_name        TEXT    NOT NULL REFERENCES groups (name) DEFERRABLE INITIALLY DEFERRED,
+  seq               INTEGER NOT NULL CHECK (seq >= 1),
+  cause             TEXT    NOT NULL CHECK (cause IN ('push', 'rollback', 'retry')),
+  target_digest     TEXT    NOT NULL,
+  image             TEXT,
+  state             TEXT    NOT NULL
+    CHECK (state IN ('in-progress', 'completed', 'halted', 'paused', 'aborted', 'superseded')),
+  opened_at_ms      INTEGER NOT NULL,
+  ended_at_ms       INTEGER,
+  completed_at_ms   INTEGER,
+  rolled_back_from  TEXT,
+  halted_by_node_id TEXT,
+  halt_reason       TEXT,
+  UNIQUE (group_name, seq)
+) STRICT;
+
+INSERT INTO rollouts (rollout_id, group_name, seq, cause, target_digest, image, state, opened_at_ms, ended_at_ms,
+                      completed_at_ms, rolled_back_from, halted_by_node_id, halt_reason)
+SELECT rollout_id, group_name,
+       row_number() OVER (PARTITION BY group_name ORDER BY opened_at_ms, rowid),
+       'push', target_digest, image, state, opened_at_ms, ended_at_ms,
+       CASE WHEN state = 'completed' THEN ended_at_ms
+            ELSE (SELECT max(e.at_ms) FROM events e
+                  WHERE e.type = 'rollout-completed' AND e.group_name = c.group_name AND e.digest = c.target_digest)
+       END,
+       NULL, halted_by_node_id, halt_reason
+FROM rollouts_v1_copy c;
+
+DROP TABLE rollouts_v1_copy;
+`;
+
+export const migrations: readonly Migration[] = [
+  { version: 1, name: 'initial schema', sql: initialSchema },
+  { version: 2, name: 'rollouts by push', sql: rolloutsByPush },
+];
 
 /** The database was written by a newer Baton; opening it could corrupt what this code does not know. */
 export class SchemaTooNewError extends BatonError {

@@ -1,4 +1,4 @@
-import type { BatonEvent, EventType, NodeHealth, RolloutState, UpdateStep } from '../../shared/api/v1.js';
+import type { BatonEvent, EventType, NodeHealth, RolloutCause, RolloutState, UpdateStep } from '../../shared/api/v1.js';
 import type {
   GroupRecord,
   LeaseEnd,
@@ -33,11 +33,15 @@ export interface NodeRow {
 export interface RolloutRow {
   rollout_id: string;
   group_name: string;
+  seq: number;
+  cause: string;
   target_digest: string;
   image: string | null;
   state: string;
   opened_at_ms: number;
   ended_at_ms: number | null;
+  completed_at_ms: number | null;
+  rolled_back_from: string | null;
   halted_by_node_id: string | null;
   halt_reason: string | null;
 }
@@ -133,11 +137,15 @@ export function rolloutFromRow(row: RolloutRow): RolloutRecord {
   return {
     rolloutId: row.rollout_id,
     group: row.group_name,
+    seq: row.seq,
+    cause: row.cause as RolloutCause,
     targetDigest: row.target_digest,
     image: row.image,
     state: row.state as RolloutState,
     openedAtMs: row.opened_at_ms,
     endedAtMs: row.ended_at_ms,
+    completedAtMs: row.completed_at_ms,
+    rolledBackFrom: row.rolled_back_from,
     haltedByNodeId: row.halted_by_node_id,
     haltReason: row.halt_reason,
   };
@@ -147,11 +155,15 @@ export function rolloutToRow(rollout: RolloutRecord): RolloutRow {
   return {
     rollout_id: rollout.rolloutId,
     group_name: rollout.group,
+    seq: rollout.seq,
+    cause: rollout.cause,
     target_digest: rollout.targetDigest,
     image: rollout.image,
     state: rollout.state,
     opened_at_ms: rollout.openedAtMs,
     ended_at_ms: rollout.endedAtMs,
+    completed_at_ms: rollout.completedAtMs,
+    rolled_back_from: rollout.rolledBackFrom,
     halted_by_node_id: rollout.haltedByNodeId,
     halt_reason: rollout.haltReason,
   };

@@ -36,7 +36,7 @@ export function prepareStatements(db: Database) {
     selectGroup: db.prepare<[string], GroupRow>('SELECT * FROM groups WHERE name = ?'),
     selectNodes: db.prepare<[string], NodeRow>('SELECT * FROM nodes WHERE group_name = ? ORDER BY node_id'),
     selectRollouts: db.prepare<[string], RolloutRow>(
-      'SELECT * FROM rollouts WHERE group_name = ? ORDER BY opened_at_ms, rowid',
+      'SELECT * FROM rollouts WHERE group_name = ? ORDER BY seq',
     ),
     selectActiveLeases: db.prepare<[string], LeaseRow>(
       'SELECT * FROM leases WHERE group_name = ? AND ended_at_ms IS NULL ORDER BY fencing_token',
@@ -72,16 +72,20 @@ export function prepareStatements(db: Database) {
     deleteNode: db.prepare<[string, string]>('DELETE FROM nodes WHERE group_name = ? AND node_id = ?'),
     // The WHERE makes the upsert a no-op (0 changes) when the id belongs to another group.
     upsertRollout: db.prepare<RolloutRow>(`
-      INSERT INTO rollouts (rollout_id, group_name, target_digest, image, state, opened_at_ms, ended_at_ms,
-                            halted_by_node_id, halt_reason)
-      VALUES (@rollout_id, @group_name, @target_digest, @image, @state, @opened_at_ms, @ended_at_ms,
-              @halted_by_node_id, @halt_reason)
+      INSERT INTO rollouts (rollout_id, group_name, seq, cause, target_digest, image, state, opened_at_ms,
+                            ended_at_ms, completed_at_ms, rolled_back_from, halted_by_node_id, halt_reason)
+      VALUES (@rollout_id, @group_name, @seq, @cause, @target_digest, @image, @state, @opened_at_ms,
+              @ended_at_ms, @completed_at_ms, @rolled_back_from, @halted_by_node_id, @halt_reason)
       ON CONFLICT (rollout_id) DO UPDATE SET
+        seq = excluded.seq,
+        cause = excluded.cause,
         target_digest = excluded.target_digest,
         image = excluded.image,
         state = excluded.state,
         opened_at_ms = excluded.opened_at_ms,
         ended_at_ms = excluded.ended_at_ms,
+        completed_at_ms = excluded.completed_at_ms,
+        rolled_back_from = excluded.rolled_back_from,
         halted_by_node_id = excluded.halted_by_node_id,
         halt_reason = excluded.halt_reason
       WHERE rollouts.group_name = excluded.group_name`),

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { nodeHealthSchema, rolloutStateSchema, updateStepSchema } from '../../shared/api/v1.js';
+import { nodeHealthSchema, rolloutCauseSchema, rolloutStateSchema, updateStepSchema } from '../../shared/api/v1.js';
 import type { Change, LeaseEnd, NodeRecord } from '../state/model.js';
 import { latestVersion, migrate, migrations, SchemaTooNewError, schemaVersion, type Migration } from './migrations.js';
 import { openSqliteStore, type SqliteStore } from './sqlite.js';
@@ -152,6 +152,48 @@ describe('SqliteStore', () => {
       });
     });
 
+    it('2, rollouts by push: keeps every rollout, numbers them per group, and takes completion times from the log', async () => {
+      const [initial] = migrations;
+      withRawConnection((db) => {
+        db.pragma('foreign_keys = ON');
+        migrate(db, [initial!]);
+        db.exec(`
+          INSERT INTO groups VALUES ('web', 0, 1, 3);
+          INSERT INTO rollouts VALUES ('r-a', 'web', '${digest('a')}', 'app:1', 'superseded', ${t0}, ${t0 + 50}, NULL, NULL);
+          INSERT INTO rollouts VALUES ('r-b', 'web', '${digest('b')}', 'app:1', 'completed', ${t0 + 60}, ${t0 + 90}, NULL, NULL);
+          INSERT INTO groups VALUES ('api', 0, 0, 1);
+          INSERT INTO rollouts VALUES ('r-c', 'api', '${digest('a')}', NULL, 'halted', ${t0 + 5}, ${t0 + 6}, 'node-9', 'boom');
+          INSERT INTO leases VALUES ('l-1', 'web', 'node-1', 'r-b', '${digest('b')}', 1, ${t0 + 61}, ${t0 + 91}, ${t0 + 80}, 'updated');
+          INSERT INTO events (at_ms, type, group_name, digest) VALUES (${t0 + 40}, 'rollout-completed', 'web', '${digest('a')}');
+        `);
+      });
+      const s = open();
+      const web = await s.loadGroup('web');
+      expect(web?.rollouts.map((r) => [r.rolloutId, r.seq, r.cause, r.completedAtMs, r.rolledBackFrom])).toEqual([
+        ['r-a', 1, 'push', t0 + 40, null],
+        ['r-b', 2, 'push', t0 + 90, null],
+      ]);
+      expect((await s.loadGroup('api'))?.rollouts).toEqual([
+        rolloutRecord('api', 'r-c', {
+          seq: 1,
+          targetDigest: digest('a'),
+          image: null,
+          state: 'halted',
+          openedAtMs: t0 + 5,
+          endedAtMs: t0 + 6,
+          haltedByNodeId: 'node-9',
+          haltReason: 'boom',
+        }),
+      ]);
+      expect((await s.findLease('l-1'))?.rolloutId).toBe('r-b');
+      await s.close();
+      store = undefined;
+      withRawConnection((db) => {
+        expect(db.pragma('foreign_key_check')).toEqual([]);
+        expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(2);
+      });
+    });
+
     it('refuses a migration list that is not in ascending order', () => {
       const list: Migration[] = [
         { version: 2, name: 'two', sql: 'SELECT 1' },
@@ -202,8 +244,14 @@ describe('SqliteStore', () => {
       const nodes = steps.map((step, index) =>
         nodeRecord('web', `node-${index}`, { step, health: healths[index % healths.length]! }),
       );
+      const causes = rolloutCauseSchema.options;
       const rollouts = rolloutStateSchema.options.map((state, index) =>
-        rolloutRecord('web', `rollout-${index}`, { state, targetDigest: digest(index.toString(16)) }),
+        rolloutRecord('web', `rollout-${index}`, {
+          state,
+          seq: index + 1,
+          cause: causes[index % causes.length]!,
+          targetDigest: digest(index.toString(16)),
+        }),
       );
       const ends: LeaseEnd[] = ['updated', 'failed', 'abandoned', 'expired', 'forgotten'];
       const leases = ends.map((endedAs, index) =>

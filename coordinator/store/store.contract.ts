@@ -111,7 +111,12 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           haltedByNodeId: 'node-2',
           haltReason: 'health check failed',
         });
-        const current = rolloutRecord('web', 'rollout-1');
+        const current = rolloutRecord('web', 'rollout-1', {
+          seq: 2,
+          cause: 'rollback',
+          rolledBackFrom: digest('c'),
+          completedAtMs: t0 + 3,
+        });
         const active = leaseRecord('web', 'lease-2', { fencingToken: 2, nodeId: 'node-1' });
         const ended = leaseRecord('web', 'lease-1', {
           rolloutId: 'rollout-0',
@@ -153,14 +158,15 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(await store.findLease('lease-404')).toBeUndefined();
       });
 
-      it('orders rollouts by opening time, then by insertion', async () => {
-        const late = rolloutRecord('web', 'r-late', { openedAtMs: t0 + 10, targetDigest: digest('1') });
-        const first = rolloutRecord('web', 'r-first', { openedAtMs: t0, targetDigest: digest('2') });
-        const second = rolloutRecord('web', 'r-second', { openedAtMs: t0, targetDigest: digest('3') });
-        await store.commit('web', 0, [putGroup(groupRecord('web', 1)), putRollout(late), putRollout(first)]);
+      it('orders rollouts by their seq in the group, and keeps many rollouts of one digest', async () => {
+        const third = rolloutRecord('web', 'r-3', { seq: 3, openedAtMs: t0, targetDigest: digest('1') });
+        const first = rolloutRecord('web', 'r-1', { seq: 1, openedAtMs: t0 + 10, targetDigest: digest('1') });
+        const second = rolloutRecord('web', 'r-2', { seq: 2, openedAtMs: t0, targetDigest: digest('2'), cause: 'rollback', rolledBackFrom: digest('1') });
+        await store.commit('web', 0, [putGroup(groupRecord('web', 1)), putRollout(third), putRollout(first)]);
         await store.commit('web', 1, [putGroup(groupRecord('web', 2)), putRollout(second)]);
         const state = await store.loadGroup('web');
-        expect(state?.rollouts.map((rollout) => rollout.rolloutId)).toEqual(['r-first', 'r-second', 'r-late']);
+        expect(state?.rollouts.map((rollout) => rollout.rolloutId)).toEqual(['r-1', 'r-2', 'r-3']);
+        expect(state?.rollouts[1]).toEqual(second);
       });
 
       it('replaces records on a later commit', async () => {

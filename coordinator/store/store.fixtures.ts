@@ -43,6 +43,10 @@ export function rolloutRecord(
   return {
     rolloutId,
     group,
+    seq: 1,
+    cause: 'push',
+    completedAtMs: null,
+    rolledBackFrom: null,
     targetDigest: digest('b'),
     image: 'registry.test/app:stable',
     state: 'in-progress',

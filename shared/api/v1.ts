@@ -42,11 +42,31 @@ export const updateStepSchema = z.enum([
 ]);
 export type UpdateStep = z.infer<typeof updateStepSchema>;
 
-export const refusalReasonSchema = z.enum(['busy', 'unhealthy-peer', 'halted', 'paused', 'aborted', 'superseded']);
+/**
+ * Why a lease is not granted. Waiting helps for `busy`, `unhealthy-peer` and `paused`; `stale`
+ * means the tag has moved since the agent looked (poll again); the rest end the attempt.
+ */
+export const refusalReasonSchema = z.enum([
+  'busy',
+  'unhealthy-peer',
+  'halted',
+  'paused',
+  'aborted',
+  'superseded',
+  'stale',
+  'rolled-back',
+]);
 export type RefusalReason = z.infer<typeof refusalReasonSchema>;
 
 export const rolloutStateSchema = z.enum(['in-progress', 'completed', 'halted', 'paused', 'aborted', 'superseded']);
 export type RolloutState = z.infer<typeof rolloutStateSchema>;
+
+/** What opened a rollout: a push an agent saw, `baton rollback`, or `baton retry`. */
+export const rolloutCauseSchema = z.enum(['push', 'rollback', 'retry']);
+export type RolloutCause = z.infer<typeof rolloutCauseSchema>;
+
+/** A rollout's number in its group: 1, 2, 3... in the order they opened. */
+export const rolloutSeqSchema = z.number().int().nonnegative();
 
 export const releaseOutcomeSchema = z.enum([
   'updated', // the node now serves the target digest and is healthy
@@ -76,6 +96,10 @@ export const heartbeatResponseSchema = z.object({
   heartbeatIntervalMs: z.number().int().positive(),
   targetDigest: digestSchema.nullable(),
   rolloutState: rolloutStateSchema.nullable(),
+  /** The group's current rollout's seq (0 before any): sent back as a lease request's observedAfterSeq. */
+  rolloutSeq: rolloutSeqSchema.default(0),
+  /** Set while a rollback is open or completed: run targetDigest while the tag points at this digest. */
+  rolledBackFrom: digestSchema.nullable().default(null),
 });
 export type HeartbeatResponse = z.infer<typeof heartbeatResponseSchema>;
 
@@ -86,6 +110,13 @@ export const leaseRequestSchema = z.strictObject({
   group: groupNameSchema,
   targetDigest: digestSchema,
   image: imageReferenceSchema.optional(),
+  /**
+   * The highest rollout seq the agent knew before the registry poll that found targetDigest. A
+   * digest other than the current rollout's opens a new rollout only when this is at least the
+   * current seq (the tag moved after that rollout opened); otherwise the request is `stale`.
+   * Absent (older agents): only a digest the group never rolled out opens one.
+   */
+  observedAfterSeq: rolloutSeqSchema.optional(),
 });
 export type LeaseRequest = z.infer<typeof leaseRequestSchema>;
 
@@ -97,6 +128,7 @@ export const leaseGrantSchema = z.object({
   nodeId: nodeIdSchema,
   targetDigest: digestSchema,
   rolloutId: z.string(),
+  rolloutSeq: rolloutSeqSchema.default(0),
   ttlMs: z.number().int().positive(),
   expiresAtMs: z.number().int(),
 });
@@ -107,6 +139,8 @@ export const leaseRefusalSchema = z.object({
   reason: refusalReasonSchema,
   retryAfterMs: z.number().int().nonnegative(),
   message: z.string(),
+  /** The group's current rollout's seq (0 before any), so a `stale` agent knows what to look after. */
+  rolloutSeq: rolloutSeqSchema.default(0),
 });
 export type LeaseRefusal = z.infer<typeof leaseRefusalSchema>;
 
@@ -143,7 +177,14 @@ export const releaseResponseSchema = z.object({
 });
 export type ReleaseResponse = z.infer<typeof releaseResponseSchema>;
 
-// ---- POST /v1/groups/{group}/pause|resume|abort
+// ---- POST /v1/groups/{group}/pause|resume|abort|rollback|retry
+
+/**
+ * Operator actions on a group. `rollback` opens a rollout back to the previous completed digest;
+ * `retry` opens a new rollout of the digest a halted, aborted or rolled-back rollout targeted.
+ */
+export const groupActions = ['pause', 'resume', 'abort', 'rollback', 'retry'] as const;
+export type GroupActionName = (typeof groupActions)[number];
 
 export const groupActionRequestSchema = z.strictObject({ reason: z.string().max(2_000).optional() });
 export type GroupActionRequest = z.infer<typeof groupActionRequestSchema>;
@@ -152,6 +193,9 @@ export const groupActionResponseSchema = z.object({
   group: groupNameSchema,
   paused: z.boolean(),
   rolloutState: rolloutStateSchema.nullable(),
+  /** The group's current rollout after the action (a new one after rollback or retry). */
+  rolloutSeq: rolloutSeqSchema.default(0),
+  targetDigest: digestSchema.nullable().default(null),
 });
 export type GroupActionResponse = z.infer<typeof groupActionResponseSchema>;
 
@@ -251,11 +295,15 @@ export const statusLeaseSchema = z.object({
 export const statusRolloutSchema = z.object({
   rolloutId: z.string(),
   group: z.string(),
+  seq: rolloutSeqSchema,
+  cause: rolloutCauseSchema,
   targetDigest: z.string(),
   image: z.string().nullable(),
   state: rolloutStateSchema,
   openedAtMs: z.number().int(),
   endedAtMs: z.number().int().nullable(),
+  completedAtMs: z.number().int().nullable(),
+  rolledBackFrom: z.string().nullable(),
   haltedByNodeId: z.string().nullable(),
   haltReason: z.string().nullable(),
   progress: z.object({
@@ -310,6 +358,17 @@ export const figuresResponseSchema = z.object({
     medianMs: z.number().int().nonnegative().nullable(),
     maxMs: z.number().int().nonnegative().nullable(),
   }),
+  /**
+   * Time to roll the fleet back: from a rollout back to an earlier good digest opening (by
+   * `baton rollback`, or the first lease request after the tag was pointed back at it) to every
+   * node running it, over the most recent fleet rollbacks.
+   */
+  fleetRollback: z.object({
+    count: z.number().int().nonnegative(),
+    lastMs: z.number().int().nonnegative().nullable(),
+    medianMs: z.number().int().nonnegative().nullable(),
+    maxMs: z.number().int().nonnegative().nullable(),
+  }),
   updates: z.object({
     lastHour: z.number().int().nonnegative(),
     last24h: z.number().int().nonnegative(),
@@ -356,7 +415,7 @@ export const apiPaths = {
   renew: (leaseId: string) => `/v1/leases/${encodeURIComponent(leaseId)}/renew`,
   release: (leaseId: string) => `/v1/leases/${encodeURIComponent(leaseId)}/release`,
   status: '/v1/status',
-  groupAction: (group: string, action: 'pause' | 'resume' | 'abort') =>
+  groupAction: (group: string, action: GroupActionName) =>
     `/v1/groups/${encodeURIComponent(group)}/${action}`,
   registryEvents: '/v1/registry/events',
   figures: '/v1/figures',
