@@ -225,6 +225,74 @@ describe('Agent: updates', () => {
   });
 });
 
+describe('Agent: rollouts by push', () => {
+  it('sends the rollout seq it knew before the poll that found the digest', async () => {
+    const w = world();
+    w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, rolloutSeq: 7, heartbeatIntervalMs: 2_000 };
+    await w.start();
+    w.registry.push(IMAGE, NEW_DIGEST);
+    await w.until(() => w.logged('update finished').length === 1);
+    expect(w.acquires()[0]?.body).toMatchObject({ targetDigest: NEW_DIGEST, observedAfterSeq: 7 });
+    await w.stop();
+  });
+
+  it('told `stale` with a newer rollout, it reads the tag again at once and asks with that rollout\'s seq', async () => {
+    const w = world({ cron: '0 * * * *' }); // hourly: only the re-poll can come soon
+    w.coordinator.acquireScript.push({ refuse: 'stale', retryAfterMs: 0, rolloutSeq: 4 });
+    await w.start();
+    w.registry.push(IMAGE, NEW_DIGEST);
+    w.coordinator.requestPollNow();
+    await w.until(() => w.logged('update finished').length === 2, 60_000);
+    expect(w.logged('update finished').map((l) => l.outcome)).toEqual(['skipped', 'updated']);
+    expect(w.acquires().map((c) => (c.body as { observedAfterSeq?: number }).observedAfterSeq)).toEqual([0, 4]);
+    expect(w.acquires()[1]!.atMs - w.acquires()[0]!.atMs).toBeLessThan(1_000);
+    await w.stop();
+  });
+
+  it('while the group is rolled back from the tag\'s digest, it runs the rollback target, without pulling what it has', async () => {
+    const w = world({ heartbeatIntervalMs: 1_000 });
+    await w.start();
+    w.registry.push(IMAGE, NEW_DIGEST);
+    await w.until(() => w.web()?.digest === NEW_DIGEST);
+    await w.until(() => w.logged('update finished').length === 1);
+    w.coordinator.heartbeatAnswer = {
+      ...w.coordinator.heartbeatAnswer,
+      rolloutSeq: 2,
+      targetDigest: OLD_DIGEST,
+      rolledBackFrom: NEW_DIGEST,
+      rolloutState: 'in-progress',
+    };
+    w.coordinator.requestPollNow();
+    await w.until(() => w.logged('update finished').length === 2);
+    expect(w.web()).toMatchObject({ digest: OLD_DIGEST, running: true, image: byDigest(OLD_DIGEST) });
+    expect(w.acquires()[1]?.body).toMatchObject({ targetDigest: OLD_DIGEST, observedAfterSeq: 2 });
+    // The old image was still here: only the first update pulled.
+    expect(w.runtime.mutations().filter((m) => m.startsWith('pull:'))).toEqual([`pull:${byDigest(NEW_DIGEST)}`]);
+
+    // A push of another digest ends the rollback for this node: it follows the tag again.
+    w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, rolloutSeq: 2, rolledBackFrom: null, targetDigest: OLD_DIGEST };
+    w.registry.push(IMAGE, THIRD_DIGEST);
+    await w.until(() => w.logged('update finished').length === 3);
+    expect(w.web()?.digest).toBe(THIRD_DIGEST);
+    await w.stop();
+  });
+
+  it('asks again for a halted digest once a new rollout opens (baton retry)', async () => {
+    const w = world({ heartbeatIntervalMs: 1_000 });
+    w.coordinator.acquireScript.push({ refuse: 'halted', rolloutSeq: 1 });
+    await w.start();
+    w.registry.push(IMAGE, NEW_DIGEST);
+    await w.until(() => w.logged('update finished').length === 1);
+    await w.run(30_000);
+    expect(w.acquires()).toHaveLength(1);
+    w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, rolloutSeq: 2, targetDigest: NEW_DIGEST, rolloutState: 'in-progress' };
+    await w.until(() => w.logged('update finished').length === 2);
+    expect(w.web()?.digest).toBe(NEW_DIGEST);
+    expect(w.acquires()[1]?.body).toMatchObject({ observedAfterSeq: 2 });
+    await w.stop();
+  });
+});
+
 describe('Agent: registry trouble', () => {
   it('backs off after failed polls (no update, the polls in between skipped) and resumes polling every slot once it answers', async () => {
     const w = world({ cron: '* * * * * *' }); // a poll every second

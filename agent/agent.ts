@@ -49,13 +49,14 @@ const registryBackoff = { initialDelayMs: 5_000, maxDelayMs: 600_000, multiplier
 /** Retries of a failed start-up reconcile or provisioning. */
 const repairBackoff = { initialDelayMs: 2_000, maxDelayMs: 60_000, multiplier: 2 };
 /**
- * A digest the coordinator refused for good (halted, aborted, superseded), or that failed here, is not
- * asked for again while the tag still points at it; after this long it is asked once more, in case
- * the coordinator's view changed (e.g. its database was replaced).
+ * A digest the coordinator refused for good (halted, aborted, superseded, rolled back), or that failed
+ * here, is not asked for again while the tag still points at it and the group's rollout stays the
+ * same; after this long it is asked once more, in case the coordinator's view changed (e.g. its
+ * database was replaced).
  */
 const settledDigestRetryMs = 15 * 60_000;
 /** Refusals that say this digest will not be granted by waiting. */
-const finalRefusals: ReadonlySet<RefusalReason> = new Set(['halted', 'aborted', 'superseded']);
+const finalRefusals: ReadonlySet<RefusalReason> = new Set(['halted', 'aborted', 'superseded', 'rolled-back']);
 
 /**
  * The agent: at start it reconciles whatever a crash left and provisions missing services;
@@ -151,6 +152,10 @@ class ServiceWorker {
   private pollDeferred = false;
   /** A digest not to ask a lease for again while the tag points at it (see settledDigestRetryMs). */
   private settled: { digest: string; why: string; atMs: number } | undefined;
+  /** The group's current rollout seq as the coordinator last said; a poll's reading of the tag is newer than it. */
+  private knownRolloutSeq = 0;
+  /** While a rollback is open or completed: run `to` instead of the tag's digest while the tag shows `from`. */
+  private rollbackPin: { from: string; to: string } | undefined;
   private failedChecks = 0;
   /** When the idle monitor last asked the engine about the container. */
   private lastInspectAtMs = Number.NEGATIVE_INFINITY;
@@ -267,6 +272,8 @@ class ServiceWorker {
     }
     const requested = this.pollRequested;
     this.pollRequested = false;
+    // Taken before the HEAD: whatever the tag shows was pushed after this rollout opened.
+    const observedAfterSeq = this.knownRolloutSeq;
     const resolved = await this.resolveTag(signal);
     if (!resolved || signal.aborted || this.stopping) return;
     // Check and take the flag with no await in between: the monitor may have started meanwhile.
@@ -277,13 +284,15 @@ class ServiceWorker {
     }
     this.busy = true;
     try {
-      await this.compareAndUpdate(resolved.digest, signal);
+      await this.compareAndUpdate(resolved.digest, observedAfterSeq, signal);
     } finally {
       this.releaseBusy();
     }
   }
 
-  private async compareAndUpdate(digest: string, signal: AbortSignal): Promise<void> {
+  private async compareAndUpdate(tagDigest: string, observedAfterSeq: number, signal: AbortSignal): Promise<void> {
+    const pin = this.rollbackPin;
+    const digest = pin !== undefined && pin.from === tagDigest ? pin.to : tagDigest;
     const current = await this.deps.runtime.inspect(this.name);
     this.containerRunning = current?.running ?? false;
     // Gone: the monitor re-creates it from the digest it ran (kept in runningDigest), never from the tag.
@@ -307,7 +316,7 @@ class ServiceWorker {
 
     const imageByDigest = formatByDigest(parseImageReference(this.service.image), digest);
     try {
-      const result = await runUpdate(this.updateDeps(), this.service, { digest, imageByDigest }, signal);
+      const result = await runUpdate(this.updateDeps(), this.service, { digest, imageByDigest, observedAfterSeq }, signal);
       this.metrics.updateFinished(this.name, result.outcome, result.durationMs);
       if (result.runningDigest !== null) this.runningDigest = result.runningDigest;
       this.logger.info(
@@ -318,6 +327,11 @@ class ServiceWorker {
         this.settled = { digest, why: 'failed its health checks here', atMs: this.deps.clock.nowMs() };
       } else if (result.outcome === 'skipped' && result.refusal !== undefined && finalRefusals.has(result.refusal)) {
         this.settled = { digest, why: `lease refused: ${result.refusal}`, atMs: this.deps.clock.nowMs() };
+      } else if (result.refusal === 'stale' && (result.rolloutSeq ?? 0) > this.knownRolloutSeq) {
+        // The tag moved after we read it: read it again now, knowing the newer rollout.
+        this.knownRolloutSeq = result.rolloutSeq ?? 0;
+        this.pollRequested = true;
+        this.pollDeferred = true;
       }
     } catch (error) {
       this.logger.error({ err: error, digest }, 'update failed unexpectedly');
@@ -405,6 +419,7 @@ class ServiceWorker {
       signal,
     );
     this.heartbeatIntervalMs = answer.heartbeatIntervalMs;
+    this.followRollout(answer.rolloutSeq, answer.rolledBackFrom, answer.targetDigest);
     if (answer.paused !== this.paused) this.logger.info({ paused: answer.paused }, answer.paused ? 'group paused' : 'group resumed');
     this.paused = answer.paused;
     if (answer.pollNow && !this.stopping) {
@@ -413,6 +428,23 @@ class ServiceWorker {
       this.pollRequested = true;
       this.requestPoll();
     }
+  }
+
+  /**
+   * A new rollout (a push, a rollback, a retry) may make a settled digest grantable: forget it. The
+   * seq only grows here: an answer sent before a refusal that named a newer rollout may arrive after it.
+   */
+  private followRollout(seq: number, rolledBackFrom: string | null, targetDigest: string | null): void {
+    if (seq > this.knownRolloutSeq) {
+      if (this.settled !== undefined) this.logger.info({ rolloutSeq: seq, digest: this.settled.digest }, 'new rollout: asking again');
+      this.settled = undefined;
+      this.knownRolloutSeq = seq;
+    }
+    const pin = rolledBackFrom !== null && targetDigest !== null ? { from: rolledBackFrom, to: targetDigest } : undefined;
+    if (pin?.from !== this.rollbackPin?.from || pin?.to !== this.rollbackPin?.to) {
+      this.logger.info({ rolledBackFrom: pin?.from ?? null, target: pin?.to ?? null }, pin ? 'group rolled back' : 'rollback ended');
+    }
+    this.rollbackPin = pin;
   }
 
   private healthForHeartbeat(): NodeHealth {

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { ExitCode } from '../shared/errors.js';
+import type { OperatorCommand } from './commands.js';
 import { CliError } from './exit.js';
 
 const usage = `usage: baton <command> [options]
@@ -13,8 +14,10 @@ Operating a fleet (talk to the coordinator's API):
   status        groups, rollouts, nodes and leases (--json for JSON)
   nodes         the nodes the coordinator knows
   pause GROUP   grant no new lease in GROUP (--reason TEXT)
-  resume GROUP  resume a paused or halted GROUP (--reason TEXT)
+  resume GROUP  resume a paused GROUP (--reason TEXT)
   abort GROUP   abort GROUP's open rollout (--reason TEXT)
+  rollback GROUP  roll GROUP back to its previous completed digest (--reason TEXT)
+  retry GROUP   roll out again what a halted, aborted or rolled-back rollout meant to run
   forget NODE   remove a node that is gone for good (--group GROUP)
   events        the event log (--follow, --group GROUP, --limit N)
 
@@ -42,6 +45,8 @@ async function main(argv: string[]): Promise<number> {
     case 'pause':
     case 'resume':
     case 'abort':
+    case 'rollback':
+    case 'retry':
     case 'forget':
     case 'events':
       return runOperator(command, rest);
@@ -58,7 +63,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /** Operator commands: one line on stderr and a sysexits code for every expected failure. */
-async function runOperator(command: 'status' | 'nodes' | 'pause' | 'resume' | 'abort' | 'forget' | 'events', rest: string[]): Promise<number> {
+async function runOperator(command: OperatorCommand, rest: string[]): Promise<number> {
   const { runOperatorCommand } = await import('./commands.js');
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();

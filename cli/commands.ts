@@ -27,7 +27,7 @@ export interface CommandIo {
 const eventsResponseSchema = z.object({ events: z.array(eventSchema) });
 const forgetResponseSchema = z.object({ nodeId: z.string(), groups: z.array(z.string()) });
 
-export const operatorCommands = ['status', 'nodes', 'pause', 'resume', 'abort', 'forget', 'events'] as const;
+export const operatorCommands = ['status', 'nodes', 'pause', 'resume', 'abort', 'rollback', 'retry', 'forget', 'events'] as const;
 export type OperatorCommand = (typeof operatorCommands)[number];
 
 export function isOperatorCommand(name: string | undefined): name is OperatorCommand {
@@ -46,10 +46,20 @@ Lists the nodes the coordinator knows, with health, update step, digest and last
 Pauses GROUP: no new lease is granted; updates in flight finish. Needs the admin token.`,
   resume: `usage: baton resume GROUP [--reason TEXT] [--json] [options]
 
-Resumes a paused GROUP, or a rollout halted by a failed node. Needs the admin token.`,
+Resumes a paused GROUP: leases are granted again. Needs the admin token.`,
   abort: `usage: baton abort GROUP [--reason TEXT] [--json] [options]
 
 Aborts GROUP's open rollout: no node starts its digest any more. Needs the admin token.`,
+  rollback: `usage: baton rollback GROUP [--reason TEXT] [--json] [options]
+
+Opens a rollout of GROUP back to the newest digest that completed before the current
+rollout, one node at a time under the same leases, drain and health checks. Agents run
+it while the tag still points at the digest rolled back from; a push of another digest
+rolls forward again. Needs the admin token.`,
+  retry: `usage: baton retry GROUP [--reason TEXT] [--json] [options]
+
+Opens a new rollout of the digest GROUP's halted, aborted or rolled-back rollout meant
+to run (after a fix elsewhere: a config, a dependency). Needs the admin token.`,
   forget: `usage: baton forget NODE [--group GROUP] [--json] [options]
 
 Removes NODE (a host that is gone for good) from every group, or only from GROUP,
@@ -107,6 +117,8 @@ export async function runOperatorCommand(
     pause: ['reason'],
     resume: ['reason'],
     abort: ['reason'],
+    rollback: ['reason'],
+    retry: ['reason'],
     forget: ['group'],
     events: ['group', 'follow', 'limit', 'interval'],
   };
@@ -151,16 +163,20 @@ export async function runOperatorCommand(
       break;
     case 'pause':
     case 'resume':
-    case 'abort': {
+    case 'abort':
+    case 'rollback':
+    case 'retry': {
       const target = checked(groupNameSchema, single(positionals, 'GROUP'), 'group');
       const body = values.reason !== undefined ? { reason: values.reason } : {};
       run = async (client) => {
         const answer = await client.post(apiPaths.groupAction(target, command), body, groupActionResponseSchema);
         if (asJson) io.out(json(answer));
         else {
-          const verb = { pause: 'paused', resume: 'resumed', abort: 'aborted' }[command];
+          const verb = { pause: 'paused', resume: 'resumed', abort: 'aborted', rollback: 'rolling back', retry: 'retrying' }[command];
+          const target = answer.targetDigest === null ? '' : ` to ${shortDigest(answer.targetDigest)}`;
           io.out(
-            `${answer.group}: ${verb}; group ${answer.paused ? 'is paused' : 'is not paused'}, rollout ${answer.rolloutState ?? 'none'}\n`,
+            `${answer.group}: ${verb}; group ${answer.paused ? 'is paused' : 'is not paused'}, ` +
+              `rollout ${answer.rolloutSeq}${target} ${answer.rolloutState ?? 'none'}\n`,
           );
         }
         return CliExit.ok;
@@ -289,7 +305,7 @@ export function renderStatus(status: StatusResponse, url: string): string {
     if (!rollout || rollout.state !== 'halted') return [];
     const by = rollout.haltedByNodeId !== null ? ` by node ${rollout.haltedByNodeId}` : '';
     const why = rollout.haltReason !== null ? `: ${rollout.haltReason}` : '';
-    return [`! ${group.name}: rollout to ${shortDigest(rollout.targetDigest)} halted${by}${why} (baton resume ${group.name} or baton abort ${group.name})`];
+    return [`! ${group.name}: rollout to ${shortDigest(rollout.targetDigest)} halted${by}${why} (push a fixed image, or baton retry ${group.name})`];
   });
   if (notes.length > 0) sections.push(notes.join('\n'));
 

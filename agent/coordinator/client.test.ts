@@ -41,7 +41,15 @@ const heartbeat: HeartbeatRequest = {
   step: 'idle',
   agentVersion: '0.1.0',
 };
-const heartbeatAnswer = { pollNow: false, paused: false, heartbeatIntervalMs: 5_000, targetDigest: null, rolloutState: null };
+const heartbeatAnswer = {
+  pollNow: false,
+  paused: false,
+  heartbeatIntervalMs: 5_000,
+  targetDigest: null,
+  rolloutState: null,
+  rolloutSeq: 3,
+  rolledBackFrom: null,
+};
 const json = { headers: { 'content-type': 'application/json' } };
 
 let agent: MockAgent;

@@ -56,6 +56,8 @@ export interface UpdateTarget {
   digest: string;
   /** `repo@sha256:...`: what to pull and create the container from. */
   imageByDigest: string;
+  /** The group's rollout seq the agent knew before the poll that found `digest` (see LeaseRequest). */
+  observedAfterSeq?: number;
 }
 
 export type UpdateOutcome =
@@ -88,13 +90,15 @@ export interface UpdateResult {
   release: ReleaseOutcome | 'not-released' | 'none';
   /** After a rollback: whether the restored container passed its health check. */
   restoredHealthy?: boolean;
-  /** When `skipped` because the coordinator refused the lease for good: halted, aborted or superseded. */
+  /** When `skipped` because of the coordinator's refusal: a final one, or `stale` (poll again). */
   refusal?: RefusalReason;
+  /** With `refusal`: the group's current rollout seq, as the coordinator said. */
+  rolloutSeq?: number;
   durationMs: number;
 }
 
-/** Refusals that end the attempt: waiting would not help. */
-const finalRefusals: ReadonlySet<RefusalReason> = new Set(['halted', 'aborted', 'superseded']);
+/** Refusals that end the attempt: waiting would not help (`stale`: the tag moved; the agent polls again). */
+const attemptEndingRefusals: ReadonlySet<RefusalReason> = new Set(['halted', 'aborted', 'superseded', 'rolled-back', 'stale']);
 
 /** After a failed acquire request (coordinator unreachable): short, capped, reset by any answer. */
 const defaultLeaseRetryBackoff: BackoffPolicy = { initialDelayMs: 1_000, maxDelayMs: 5_000, multiplier: 2 };
@@ -252,8 +256,8 @@ async function pullImage(run: Run): Promise<void> {
 
 /**
  * Step 4: ask for a lease until granted. A refusal is retried after its retryAfterMs plus up to half
- * of it in jitter (no growth: waiting one's turn is normal); halted, aborted and superseded end the
- * attempt (`skipped`). Transport errors are retried with a short capped backoff: a coordinator
+ * of it in jitter (no growth: waiting one's turn is normal); halted, aborted, superseded, rolled-back
+ * and stale end the attempt (`skipped`). Transport errors are retried with a short capped backoff: a coordinator
  * outage changes nothing on the node (I4), and it is asked again soon after it is back.
  */
 async function acquireLease(run: Run): Promise<UpdateResult | undefined> {
@@ -268,8 +272,15 @@ async function acquireLease(run: Run): Promise<UpdateResult | undefined> {
       const sentAtMs = clock.nowMs();
       let delayMs: number;
       try {
+        const { observedAfterSeq } = run.target;
         const decision = await coordinator.acquire(
-          { nodeId, group: run.service.group, targetDigest: run.target.digest, image: run.service.image },
+          {
+            nodeId,
+            group: run.service.group,
+            targetDigest: run.target.digest,
+            image: run.service.image,
+            ...(observedAfterSeq === undefined ? {} : { observedAfterSeq }),
+          },
           signal,
         );
         note.fields.attempts = attempt + 1;
@@ -287,13 +298,14 @@ async function acquireLease(run: Run): Promise<UpdateResult | undefined> {
           lease.startRenewing();
           return undefined;
         }
-        if (finalRefusals.has(decision.reason)) {
+        if (attemptEndingRefusals.has(decision.reason)) {
           note.outcome = 'skipped';
           note.fields.reason = decision.reason;
           return result(run, 'skipped', {
             reason: `lease refused: ${decision.reason}${decision.message ? ` (${decision.message})` : ''}`,
             runningDigest: run.previous?.digest ?? null,
             refusal: decision.reason,
+            rolloutSeq: decision.rolloutSeq,
           });
         }
         // Waiting one's turn (busy, unhealthy peer, paused) is not an error: ask again after the

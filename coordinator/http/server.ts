@@ -2,6 +2,7 @@ import Fastify, { LogController, type FastifyReply, type FastifyRequest } from '
 import { z } from 'zod';
 import {
   groupActionRequestSchema,
+  groupActions,
   groupNameSchema,
   heartbeatRequestSchema,
   leaseIdSchema,
@@ -146,7 +147,7 @@ export function createHttpServer(options: HttpServerOptions) {
     return service.release(leaseId, body);
   });
 
-  for (const action of ['pause', 'resume', 'abort'] as const) {
+  for (const action of groupActions) {
     app.post(`/v1/groups/:group/${action}`, { onRequest: guard('admin') }, async (request) => {
       const { group } = parse(groupParamsSchema, request.params, 'path');
       // The body is optional here: a bare POST pauses without a reason.
