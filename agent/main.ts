@@ -9,7 +9,10 @@ import { createLogger } from '../shared/logger.js';
 import { systemRandom } from '../shared/random.js';
 import { batonVersion } from '../shared/version.js';
 import { Agent } from './agent.js';
+import { fileLastKnownGoodStore } from './config/last-known-good.js';
 import { loadAgentConfig } from './config/load.js';
+import { recordStartupConfig } from './config/report.js';
+import { decideStartupConfig, fileStartupFiles, type StartupConfig } from './config/startup.js';
 import { createCoordinatorClient } from './coordinator/client.js';
 import { createDockerRuntime } from './docker/runtime.js';
 import { createHttpHealthProbe } from './health/http-probe.js';
@@ -52,11 +55,19 @@ export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): 
     return ExitCode.usage;
   }
 
+  let startup: Exclude<StartupConfig, { kind: 'invalid' }>;
   let config: AgentConfig;
   let token: string | undefined;
   let credentials: CredentialStore;
   try {
-    config = loadAgentConfig(configPath, environment);
+    // An invalid file falls back to the last known good copy when there is one (agent/config/startup.ts).
+    const decided = await decideStartupConfig({ configPath, environment, files: fileStartupFiles, nowMs: Date.now(), batonVersion });
+    if (decided.kind === 'invalid') {
+      process.stderr.write(`baton agent: ${decided.error.message}\n${decided.notes.map((note) => `baton agent: ${note}\n`).join('')}`);
+      return ExitCode.config;
+    }
+    startup = decided;
+    config = decided.config;
     token = config.coordinator.token ?? (config.coordinator.tokenFile ? readSecretFile(config.coordinator.tokenFile, 'coordinator.tokenFile') : undefined);
     credentials = await loadCredentialStore({
       ...(config.registry.dockerConfigPath !== undefined ? { dockerConfigPath: config.registry.dockerConfigPath } : {}),
@@ -74,6 +85,7 @@ export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): 
   }
 
   const logger = createLogger({ name: 'agent', level: config.logLevel }).child({ node: config.nodeId });
+  await recordStartupConfig(startup, { store: fileLastKnownGoodStore, logger, stderr: (text) => process.stderr.write(text) });
   const clock = systemClock;
   const registry = createRegistryClient({
     timeoutMs: config.registry.requestTimeoutMs,
@@ -94,7 +106,7 @@ export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): 
     },
   });
   // prom-client is loaded at the first scrape of /metrics (agent/lazy-metrics.ts).
-  const metrics = createLazyAgentMetrics({ nodeId: config.nodeId, version: batonVersion, processMetrics: true });
+  const metrics = createLazyAgentMetrics({ nodeId: config.nodeId, version: batonVersion, processMetrics: true, configValid: startup.kind === 'valid' });
   const readiness = createReadinessServer({
     listen: config.readiness.listen,
     logger,
@@ -121,6 +133,7 @@ export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): 
     logger,
     agentVersion: batonVersion,
     metrics,
+    ...(startup.kind === 'fallback' ? { configProblem: startup.problem } : {}),
   });
 
   // Signals are handled from here on: a SIGTERM during the start-up reconcile waits for it, and
