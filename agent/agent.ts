@@ -30,6 +30,8 @@ export interface AgentDeps {
   metrics?: AgentMetrics;
   /** Ticks for irregular cron expressions; node-cron by default (tests pass a fake). */
   tickSource?: CronTickSource;
+  /** Set when the agent runs on its last known good config: sent with every heartbeat (agent/config/startup.ts). */
+  configProblem?: string;
 }
 
 const noopAgentMetrics: AgentMetrics = {
@@ -415,6 +417,7 @@ class ServiceWorker {
         health: this.healthForHeartbeat(),
         step: this.step,
         agentVersion: this.deps.agentVersion,
+        ...(this.deps.configProblem !== undefined ? { configProblem: this.deps.configProblem } : {}),
       },
       signal,
     );

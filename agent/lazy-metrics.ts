@@ -19,7 +19,7 @@ export interface LazyAgentMetrics extends AgentMetrics {
 const maxBufferedUpdates = 1_000;
 
 export function createLazyAgentMetrics(
-  options: { nodeId: string; version: string; processMetrics?: boolean },
+  options: { nodeId: string; version: string; processMetrics?: boolean; configValid?: boolean },
   load: () => Promise<{ createPrometheusAgentMetrics: (o: typeof options) => PrometheusAgentMetrics }> = () => import('./metrics/metrics.js'),
 ): LazyAgentMetrics {
   let real: PrometheusAgentMetrics | undefined;

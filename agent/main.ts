@@ -1,16 +1,18 @@
 // First: keeps dockerode's unused ssh2 and gRPC dependencies unloaded (agent/lean-modules.ts).
 import './lean-modules.js';
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { systemClock } from '../shared/clock.js';
-import { agentConfigSchema, agentEnvironmentOverrides, type AgentConfig } from '../shared/config/agent.js';
-import { applyEnvironmentOverrides, problemsOf, readConfigDocument } from '../shared/config/load.js';
-import { ConfigError, ExitCode, type ConfigProblem } from '../shared/errors.js';
+import type { AgentConfig } from '../shared/config/agent.js';
+import { ConfigError, ExitCode } from '../shared/errors.js';
 import { createLogger } from '../shared/logger.js';
 import { systemRandom } from '../shared/random.js';
 import { batonVersion } from '../shared/version.js';
 import { Agent } from './agent.js';
+import { fileLastKnownGoodStore } from './config/last-known-good.js';
+import { loadAgentConfig } from './config/load.js';
+import { recordStartupConfig } from './config/report.js';
+import { decideStartupConfig, fileStartupFiles, type StartupConfig } from './config/startup.js';
 import { createCoordinatorClient } from './coordinator/client.js';
 import { createDockerRuntime } from './docker/runtime.js';
 import { createHttpHealthProbe } from './health/http-probe.js';
@@ -21,56 +23,15 @@ import { createRegistryClient } from './registry/client.js';
 import { loadCredentialStore, type CredentialStore } from './registry/credentials.js';
 import { ociPlatform } from './registry/platform.js';
 import { parseImageReference } from './registry/reference.js';
-import { cronCadence } from './schedule/schedule.js';
 import { FileUpdateJournal } from './update/state-file.js';
+
+export { loadAgentConfig };
 
 const usage = `usage: baton agent --config FILE
 
 Runs the agent on a Docker host: keeps the declared services running and rolls them
 to new image digests one lease at a time. Settings come from FILE (YAML or JSON) and
 BATON_* environment variables.`;
-
-/**
- * Reads the config: file, environment overrides, host-name defaults, then validation. Every problem
- * is reported at once with its field path (ConfigError, exit code 78): the schema's, and those only
- * the agent can see (a cron expression node-cron refuses, a listen port out of range).
- */
-export function loadAgentConfig(path: string | undefined, environment: NodeJS.ProcessEnv): AgentConfig {
-  const merged = applyEnvironmentOverrides(readConfigDocument(path), environment, agentEnvironmentOverrides) as Record<string, unknown>;
-  merged.nodeId ??= hostname();
-  merged.host ??= hostname();
-  const result = agentConfigSchema.safeParse(merged);
-  const problems = result.success ? [] : problemsOf(result.error);
-  for (const problem of agentOnlyProblems(merged)) {
-    if (!problems.some((p) => p.path === problem.path)) problems.push(problem);
-  }
-  if (!result.success || problems.length > 0) throw new ConfigError(path ?? 'environment', problems);
-  return result.data;
-}
-
-function field(document: Record<string, unknown>, section: string, key: string): unknown {
-  const value = document[section];
-  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
-}
-
-function agentOnlyProblems(document: Record<string, unknown>): ConfigProblem[] {
-  const problems: ConfigProblem[] = [];
-  const cron = field(document, 'schedule', 'cron');
-  if (typeof cron === 'string' && cron.trim() !== '') {
-    try {
-      cronCadence(cron);
-    } catch (error) {
-      if (!(error instanceof ConfigError)) throw error;
-      problems.push(...error.problems);
-    }
-  }
-  const listen = field(document, 'readiness', 'listen');
-  const port = typeof listen === 'string' ? /:(\d{1,5})$/.exec(listen)?.[1] : undefined;
-  if (port !== undefined && Number(port) > 65_535) {
-    problems.push({ path: 'readiness.listen', message: `port must be between 0 and 65535, got ${port}` });
-  }
-  return problems;
-}
 
 function readSecretFile(path: string, field: string): string {
   try {
@@ -94,11 +55,19 @@ export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): 
     return ExitCode.usage;
   }
 
+  let startup: Exclude<StartupConfig, { kind: 'invalid' }>;
   let config: AgentConfig;
   let token: string | undefined;
   let credentials: CredentialStore;
   try {
-    config = loadAgentConfig(configPath, environment);
+    // An invalid file falls back to the last known good copy when there is one (agent/config/startup.ts).
+    const decided = await decideStartupConfig({ configPath, environment, files: fileStartupFiles, nowMs: Date.now(), batonVersion });
+    if (decided.kind === 'invalid') {
+      process.stderr.write(`baton agent: ${decided.error.message}\n${decided.notes.map((note) => `baton agent: ${note}\n`).join('')}`);
+      return ExitCode.config;
+    }
+    startup = decided;
+    config = decided.config;
     token = config.coordinator.token ?? (config.coordinator.tokenFile ? readSecretFile(config.coordinator.tokenFile, 'coordinator.tokenFile') : undefined);
     credentials = await loadCredentialStore({
       ...(config.registry.dockerConfigPath !== undefined ? { dockerConfigPath: config.registry.dockerConfigPath } : {}),
@@ -116,6 +85,7 @@ export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): 
   }
 
   const logger = createLogger({ name: 'agent', level: config.logLevel }).child({ node: config.nodeId });
+  await recordStartupConfig(startup, { store: fileLastKnownGoodStore, logger, stderr: (text) => process.stderr.write(text) });
   const clock = systemClock;
   const registry = createRegistryClient({
     timeoutMs: config.registry.requestTimeoutMs,
@@ -136,7 +106,7 @@ export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): 
     },
   });
   // prom-client is loaded at the first scrape of /metrics (agent/lazy-metrics.ts).
-  const metrics = createLazyAgentMetrics({ nodeId: config.nodeId, version: batonVersion, processMetrics: true });
+  const metrics = createLazyAgentMetrics({ nodeId: config.nodeId, version: batonVersion, processMetrics: true, configValid: startup.kind === 'valid' });
   const readiness = createReadinessServer({
     listen: config.readiness.listen,
     logger,
@@ -163,6 +133,7 @@ export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): 
     logger,
     agentVersion: batonVersion,
     metrics,
+    ...(startup.kind === 'fallback' ? { configProblem: startup.problem } : {}),
   });
 
   // Signals are handled from here on: a SIGTERM during the start-up reconcile waits for it, and

@@ -333,7 +333,9 @@ export function renderStatus(status: StatusResponse, url: string): string {
 
 export function renderNodes(nodes: StatusResponse['groups'][number]['nodes'], nowMs: number): string {
   if (nodes.length === 0) return 'No nodes.';
-  return renderTable(
+  // One line per agent running on its last known good config (its config file is invalid).
+  const configProblems = nodes.flatMap((node) => (node.configProblem !== null ? [`! ${node.nodeId} (${node.group}): ${node.configProblem}`] : []));
+  const table = renderTable(
     ['NODE', 'GROUP', 'HOST', 'HEALTH', 'STEP', 'DIGEST', 'VERSION', 'LAST HEARTBEAT'],
     nodes.map((node) => [
       node.nodeId,
@@ -346,4 +348,5 @@ export function renderNodes(nodes: StatusResponse['groups'][number]['nodes'], no
       `${formatAge(node.lastHeartbeatMs, nowMs)}${node.silent ? ' (SILENT)' : ''}`,
     ]),
   );
+  return configProblems.length === 0 ? table : `${table}\n\n${configProblems.join('\n')}`;
 }

@@ -65,6 +65,13 @@ describe('agent metrics (prom-client, own registry)', () => {
     expect(text).not.toContain('process_cpu');
   });
 
+  it('says whether the agent runs on its config file (1) or on its last known good copy (0)', async () => {
+    const onFile = createPrometheusAgentMetrics({ nodeId: 'a', version: '0' });
+    const onCopy = createPrometheusAgentMetrics({ nodeId: 'b', version: '0', configValid: false });
+    expect(await onFile.render()).toMatch(/^baton_agent_config_valid 1$/m);
+    expect(await onCopy.render()).toMatch(/^baton_agent_config_valid 0$/m);
+  });
+
   it('keeps registries apart: two agents in one process do not collide', async () => {
     const a = createPrometheusAgentMetrics({ nodeId: 'a', version: '0', processMetrics: true });
     const b = createPrometheusAgentMetrics({ nodeId: 'b', version: '0', processMetrics: true });

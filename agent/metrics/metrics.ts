@@ -49,6 +49,8 @@ export function createPrometheusAgentMetrics(options: {
   version: string;
   /** Node.js process metrics (CPU, memory, event loop lag), prefixed `baton_agent_`. */
   processMetrics?: boolean;
+  /** False while the agent runs on its last known good config because its config file is invalid; default true. */
+  configValid?: boolean;
 }): PrometheusAgentMetrics {
   const registry = new Registry();
   let readSteps: () => ReadonlyArray<{ service: string; step: UpdateStep }> = () => [];
@@ -59,6 +61,12 @@ export function createPrometheusAgentMetrics(options: {
     labelNames: ['node', 'version'] as const,
     registers: [registry],
   }).set({ node: options.nodeId, version: options.version }, 1);
+
+  new Gauge({
+    name: 'baton_agent_config_valid',
+    help: '1 when the agent runs on its config file; 0 when that file is invalid and the agent runs on its last known good copy.',
+    registers: [registry],
+  }).set(options.configValid === false ? 0 : 1);
 
   const polls = new Counter({
     name: 'baton_agent_polls_total',

@@ -86,6 +86,8 @@ export class CoordinatorService {
   private readonly serializer = new KeyedSerializer();
   private readonly pendingPolls = new Map<string, Set<string>>();
   private readonly unsavedHeartbeats = new Map<string, NodeRecord>();
+  /** What each node's last heartbeat said is wrong with its config file: soft state, never stored. */
+  private readonly configProblems = new Map<string, string>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly recentEventCount: number;
   private readonly eventListeners = new Set<(events: BatonEvent[]) => void>();
@@ -125,6 +127,7 @@ export class CoordinatorService {
       const pollNow = pending?.delete(nodeId) ?? false;
       const decision = decideHeartbeat(state, nodeId, body, nowMs, pollNow, this.options.config.heartbeatIntervalMs);
       await this.commit(state, decision.changes);
+      this.noteConfigProblem(body.group, nodeId, body.configProblem ?? null);
       return decision.result;
     });
   }
@@ -190,6 +193,7 @@ export class CoordinatorService {
         const decision = decideForget(state, nodeId, nowMs);
         await this.commit(state, decision.changes);
         this.unsavedHeartbeats.delete(heartbeatKey(name, nodeId));
+        this.configProblems.delete(heartbeatKey(name, nodeId));
       });
     }
     return { nodeId, groups };
@@ -272,6 +276,7 @@ export class CoordinatorService {
           agentVersion: node.agentVersion,
           lastHeartbeatMs: node.lastHeartbeatMs,
           silent: isSilent(node, policy, nowMs),
+          configProblem: this.configProblems.get(heartbeatKey(node.group, node.nodeId)) ?? null,
         })),
       leases: [...state.activeLeases.values()].map((lease) => ({
         leaseId: lease.leaseId,
@@ -284,6 +289,22 @@ export class CoordinatorService {
         timeLeftMs: Math.max(0, lease.expiresAtMs - nowMs),
       })),
     };
+  }
+
+  /** Keeps (or clears) a node's reported config problem, logging when it appears or goes away. */
+  private noteConfigProblem(group: string, nodeId: string, problem: string | null): void {
+    const key = heartbeatKey(group, nodeId);
+    const before = this.configProblems.get(key);
+    if (problem === null) {
+      if (before === undefined) return;
+      this.configProblems.delete(key);
+      this.options.logger.info({ group, node: nodeId }, 'node runs on a valid config again');
+      return;
+    }
+    this.configProblems.set(key, problem);
+    if (before !== problem) {
+      this.options.logger.warn({ group, node: nodeId, configProblem: problem }, 'node runs on its last known good config: its config file is invalid');
+    }
   }
 
   private pollSet(group: string): Set<string> {

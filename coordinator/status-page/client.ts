@@ -15,7 +15,9 @@
  *   `halt-reason`, `leases` > `lease` [data-node-id] > `lease-node`, `lease-step`,
  *   `lease-time-left`; with the admin token `admin-actions` > `pause` | `resume`, `abort`.
  * - nodes: `node-row` [data-node-id, data-group] > `node-id`, `node-group`, `node-host`,
- *   `node-digest` [data-on-target], `node-health`, `node-heartbeat`, `node-step`.
+ *   `node-digest` [data-on-target], `node-health`, `node-heartbeat`, `node-step`; after a node's
+ *   row, `node-config-problem` [data-node-id, data-group] while its agent runs on its last known
+ *   good config.
  * - events: `events` > `event` [data-seq, data-type] > `event-text`; `show-renewals`,
  *   `more-events`. Sign-in page: `sign-in`, `token-input`, `sign-in-button`, `sign-in-error`.
  */
@@ -286,7 +288,8 @@ export const clientScript = String.raw`
       g.nodes.forEach(function (n) {
         var onTarget = target !== null && n.currentDigest === target;
         var healthKey = n.silent ? 'silent' : n.health;
-        rows.push(el('tr', { 'data-testid': 'node-row', 'data-node-id': n.nodeId, 'data-group': g.name, className: holders.has(n.nodeId) ? 'holding' : '' },
+        var rowClass = (holders.has(n.nodeId) ? 'holding' : '') + (n.configProblem ? ' has-config-problem' : '');
+        rows.push(el('tr', { 'data-testid': 'node-row', 'data-node-id': n.nodeId, 'data-group': g.name, className: rowClass.trim() },
           el('td', { 'data-testid': 'node-id', className: 'node-id', text: n.nodeId }),
           el('td', { 'data-testid': 'node-group', className: 'col-group', text: g.name }),
           el('td', { 'data-testid': 'node-host', className: 'muted', text: n.host }),
@@ -297,6 +300,13 @@ export const clientScript = String.raw`
             el('span', { className: 'health health-' + (n.silent ? 'bad' : HEALTH_CLASS[n.health] || 'off'), 'data-health': healthKey, text: n.silent ? 'silent (' + n.health + ')' : n.health })),
           el('td', { 'data-testid': 'node-heartbeat', className: 'muted', 'data-at': n.lastHeartbeatMs, text: ago(n.lastHeartbeatMs) }),
           el('td', { 'data-testid': 'node-step' }, el('span', { className: 'chip' + (n.step === 'idle' ? ' chip-muted' : ''), text: n.step }))));
+        // The agent runs on its last known good config: its config file is invalid (soft state from its heartbeat).
+        if (n.configProblem) {
+          rows.push(el('tr', { className: 'config-problem-row', 'data-testid': 'node-config-problem', 'data-node-id': n.nodeId, 'data-group': g.name },
+            el('td', { colspan: 7 },
+              el('span', { className: 'chip chip-bad', text: 'config invalid' }),
+              el('span', { className: 'config-problem-text', text: n.configProblem }))));
+        }
       });
     });
     if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 7, className: 'muted', text: 'No nodes yet.' })));

@@ -106,6 +106,9 @@ th { text-align: left; font-weight: 600; font-size: 12px; text-transform: upperc
 td { padding: 9px 14px; border-bottom: 1px solid var(--border); vertical-align: middle; }
 tbody tr:last-child td { border-bottom: none; }
 tr.holding td { background: var(--hold); }
+tr.has-config-problem td { border-bottom: none; }
+.config-problem-row td { padding-top: 0; font-size: 13px; }
+.config-problem-text { margin-left: 8px; color: var(--bad); overflow-wrap: anywhere; }
 td .chip { margin-left: 6px; }
 td:first-child .chip, td[data-testid="node-step"] .chip { margin-left: 0; }
 .node-id { font-weight: 560; overflow-wrap: anywhere; min-width: 8em; }

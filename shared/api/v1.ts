@@ -77,6 +77,9 @@ export type ReleaseOutcome = z.infer<typeof releaseOutcomeSchema>;
 
 // ---- POST /v1/nodes/{nodeId}/heartbeat
 
+/** The longest `configProblem` a heartbeat may carry. */
+export const configProblemMaxLength = 1_000;
+
 export const heartbeatRequestSchema = z.strictObject({
   group: groupNameSchema,
   host: z.string().min(1).max(253),
@@ -85,6 +88,12 @@ export const heartbeatRequestSchema = z.strictObject({
   health: nodeHealthSchema,
   step: updateStepSchema.default('idle'),
   agentVersion: z.string().min(1).max(64),
+  /**
+   * Set while the agent runs on its last known good config because its config file is invalid: one
+   * line naming the bad fields. Left out otherwise (so older coordinators, which refuse unknown
+   * fields, still take the heartbeats of agents whose config is fine).
+   */
+  configProblem: z.string().min(1).max(configProblemMaxLength).regex(printable, 'must not contain control characters').nullable().optional(),
 });
 export type HeartbeatRequest = z.input<typeof heartbeatRequestSchema>;
 
@@ -279,6 +288,8 @@ export const statusNodeSchema = z.object({
   agentVersion: z.string(),
   lastHeartbeatMs: z.number().int(),
   silent: z.boolean(),
+  /** The agent's last heartbeat said it runs on its last known good config: why (kept in memory only). */
+  configProblem: z.string().nullable().default(null),
 });
 
 export const statusLeaseSchema = z.object({

@@ -6,6 +6,9 @@ const hostPortSchema = z
   .string()
   .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/, 'must be host:port, e.g. 127.0.0.1:7071');
 
+/** The agent's state directory when neither the file nor BATON_STATE_DIR names one. */
+export const defaultAgentStateDir = '/var/lib/baton';
+
 const durationMs = (min: number, max: number) => z.number().int().min(min).max(max);
 
 export const httpHealthCheckSchema = z.strictObject({
@@ -135,7 +138,7 @@ export const agentConfigSchema = z
       .strictObject({ listen: hostPortSchema.default('127.0.0.1:7071') })
       .default({ listen: '127.0.0.1:7071' }),
     /** Where the agent keeps its small state file (current update, for crash recovery). */
-    stateDir: z.string().min(1).default('/var/lib/baton'),
+    stateDir: z.string().min(1).default(defaultAgentStateDir),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     services: z.array(serviceSchema).min(1),
   })

@@ -30,11 +30,16 @@ export function readConfigDocument(path: string | undefined): unknown {
   } catch (error) {
     throw new ConfigError(path, [{ path: '', message: `cannot read file: ${(error as Error).message}` }]);
   }
+  return parseConfigText(text, path);
+}
+
+/** Parses a config file's text (YAML or JSON); an empty document is `{}`. `source` names it in the error. */
+export function parseConfigText(text: string, source: string): unknown {
   try {
     const document: unknown = parseYaml(text, { prettyErrors: true });
     return document ?? {};
   } catch (error) {
-    throw new ConfigError(path, [{ path: '', message: `not valid YAML or JSON: ${(error as Error).message}` }]);
+    throw new ConfigError(source, [{ path: '', message: `not valid YAML or JSON: ${(error as Error).message}` }]);
   }
 }
 

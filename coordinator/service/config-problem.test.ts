@@ -1,0 +1,76 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { heartbeatRequestSchema } from '../../shared/api/v1.js';
+import { ManualClock } from '../../shared/clock.js';
+import { coordinatorConfigSchema } from '../../shared/config/coordinator.js';
+import { silentLogger } from '../../shared/logger.js';
+import { openSqliteStore } from '../store/sqlite.js';
+import type { Store } from '../store/store.js';
+import { CoordinatorService } from './service.js';
+
+const beat = (configProblem?: string | null) =>
+  heartbeatRequestSchema.parse({
+    group: 'web',
+    host: 'web-1.local',
+    image: '127.0.0.1:5000/app:latest',
+    currentDigest: null,
+    health: 'healthy',
+    agentVersion: '0.1.0',
+    ...(configProblem !== undefined ? { configProblem } : {}),
+  });
+
+describe('a node\'s config problem (soft state)', () => {
+  let dir: string;
+  let store: Store;
+  let service: CoordinatorService;
+  const config = () => coordinatorConfigSchema.parse({ listen: '127.0.0.1:0', dataFile: join(dir, 'baton.db') });
+
+  const start = async () => {
+    store = openSqliteStore(join(dir, 'baton.db'), { logger: silentLogger() });
+    service = new CoordinatorService({ config: config(), store, clock: new ManualClock(1_000), logger: silentLogger(), newId: () => 'id' });
+    await service.start();
+  };
+  const problemOf = async (nodeId: string) =>
+    (await service.status()).groups.flatMap((g) => g.nodes).find((n) => n.nodeId === nodeId)?.configProblem;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'baton-config-problem-'));
+    await start();
+  });
+  afterEach(async () => {
+    await service.stop();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('shows the problem of the last heartbeat in the status, and clears it with the next heartbeat without one', async () => {
+    await service.heartbeat('web-1', beat());
+    expect(await problemOf('web-1')).toBeNull();
+    await service.heartbeat('web-1', beat('invalid configuration in /etc/baton/agent.yaml: logLevel: Invalid option'));
+    expect(await problemOf('web-1')).toBe('invalid configuration in /etc/baton/agent.yaml: logLevel: Invalid option');
+    await service.heartbeat('web-1', beat(null));
+    expect(await problemOf('web-1')).toBeNull();
+    await service.heartbeat('web-1', beat('again'));
+    await service.heartbeat('web-1', beat());
+    expect(await problemOf('web-1')).toBeNull();
+  });
+
+  it('keeps it in memory only: a restarted coordinator knows it again at the next heartbeat', async () => {
+    await service.heartbeat('web-1', beat('bad'));
+    await service.stop();
+    await store.close();
+    await start();
+    expect(await problemOf('web-1')).toBeNull(); // the node is known (stored), its problem is not
+    await service.heartbeat('web-1', beat('bad'));
+    expect(await problemOf('web-1')).toBe('bad');
+  });
+
+  it('refuses control characters and overlong text in a heartbeat', () => {
+    expect(heartbeatRequestSchema.safeParse({ ...beat(), configProblem: 'line one\nline two' }).success).toBe(false);
+    expect(heartbeatRequestSchema.safeParse({ ...beat(), configProblem: 'x'.repeat(1_001) }).success).toBe(false);
+    expect(heartbeatRequestSchema.safeParse({ ...beat(), configProblem: '' }).success).toBe(false);
+    expect(heartbeatRequestSchema.safeParse({ ...beat(), configProblem: 'x'.repeat(1_000) }).success).toBe(true);
+  });
+});
