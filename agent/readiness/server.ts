@@ -34,6 +34,10 @@ export interface ReadinessServer {
   stop(): Promise<void>;
 }
 
+/** On stop: idle connections are closed after this long, every connection after stopGraceMs. */
+const idleGraceMs = 250;
+const stopGraceMs = 2_000;
+
 export function parseListen(listen: string): { host: string; port: number } {
   const match = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(listen) ?? /^([A-Za-z0-9.-]+):(\d{1,5})$/.exec(listen);
   const port = Number(match?.[2]);
@@ -46,6 +50,7 @@ export function parseListen(listen: string): { host: string; port: number } {
 export function createReadinessServer(options: ReadinessServerOptions): ReadinessServer {
   const { logger, metrics, board } = options;
   const { host, port } = parseListen(options.listen);
+  let stopping = false;
 
   const answer = (
     req: IncomingMessage,
@@ -61,8 +66,8 @@ export function createReadinessServer(options: ReadinessServerOptions): Readines
       ...extraHeaders,
     };
     // A not-ready answer closes the connection: a balancer that keeps connections to a
-    // draining node open would otherwise keep a path to it.
-    if (status === 503) headers.connection = 'close';
+    // draining node open would otherwise keep a path to it. So does every answer once stopping.
+    if (status === 503 || stopping) headers.connection = 'close';
     res.writeHead(status, headers);
     res.end(req.method === 'HEAD' ? undefined : body);
   };
@@ -170,9 +175,19 @@ export function createReadinessServer(options: ReadinessServerOptions): Readines
       const current = server;
       if (!current) return;
       server = undefined;
+      stopping = true;
+      // No new connections from here on (with an inherited socket, the next ones wait in systemd's
+      // queue for the next agent). A request already accepted is still answered: idle keep-alive
+      // connections go after a moment (a connection just accepted may not have sent its request yet),
+      // and whatever is left after stopGraceMs.
       await new Promise<void>((resolve) => {
-        current.close(() => resolve());
-        current.closeAllConnections();
+        const idle = setTimeout(() => current.closeIdleConnections(), idleGraceMs);
+        const all = setTimeout(() => current.closeAllConnections(), stopGraceMs);
+        current.close(() => {
+          clearTimeout(idle);
+          clearTimeout(all);
+          resolve();
+        });
       });
     },
   };
