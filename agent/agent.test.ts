@@ -7,7 +7,8 @@ import { ManualClock } from '../shared/clock.js';
 import { agentConfigSchema } from '../shared/config/agent.js';
 import { fixedRandom } from '../shared/random.js';
 import { Agent } from './agent.js';
-import { createReadinessServer } from './readiness/server.js';
+import { createReadinessBoard } from './readiness/board.js';
+import { liveProbes } from './readiness/probe.js';
 import { RegistryConnectionError, RegistryRateLimitedError } from './registry/errors.js';
 import { nextPollAtMs } from './schedule/schedule.js';
 import {
@@ -48,7 +49,6 @@ function world(options: WorldOptions = {}) {
     coordinator.heartbeatAnswer = { ...coordinator.heartbeatAnswer, heartbeatIntervalMs: options.heartbeatIntervalMs };
   }
   const { logger, lines } = captureLogger();
-  const readiness = createReadinessServer({ listen: '127.0.0.1:0', logger, services: ['web'] });
   const healthProbe = FakeHealthProbe.backedBy(clock, runtime, 'web');
   const journal = new MemoryUpdateJournal();
   const config = agentConfigSchema.parse({
@@ -73,6 +73,13 @@ function world(options: WorldOptions = {}) {
         readmitSeconds: 1,
       },
     ],
+  });
+  const readiness = createReadinessBoard({
+    services: ['web'],
+    probe: liveProbes({ runtime, healthProbe, clock, engineTimeoutMs: 2_000 }, config.services),
+    clock,
+    cacheMs: 250,
+    logger,
   });
   const agent = new Agent({
     config,
@@ -129,10 +136,14 @@ describe('Agent: start', () => {
 
   it('keeps running when the engine is down at start: reconcile is retried with backoff, and polls wait for it', async () => {
     const w = world();
-    w.runtime.failNext('inspect', new Error('connect ENOENT /var/run/docker.sock'));
+    w.runtime.down = new Error('connect ENOENT /var/run/docker.sock');
     await w.start(); // does not reject
     expect(w.logged('reconcile failed; will retry')).toHaveLength(1);
-    expect(w.coordinator.heartbeats().length).toBeGreaterThan(0); // the coordinator still hears from it
+    // The coordinator still hears from it, and hears the truth: the engine does not answer.
+    expect(w.coordinator.heartbeats().length).toBeGreaterThan(0);
+    expect(w.coordinator.heartbeats().at(-1)?.health).toBe('unhealthy');
+    expect(await w.readiness.check('web')).toEqual({ ready: false, reason: 'engine-unreachable' });
+    w.runtime.down = undefined;
     await w.until(() => w.logged('reconciled').length === 1);
     expect(w.ready()).toBe(true);
     const reconciledAt = w.clock.nowMs();
@@ -398,9 +409,10 @@ describe('Agent: poll now', () => {
 
     w.registry.push(IMAGE, NEW_DIGEST);
     w.coordinator.requestPollNow();
-    await w.until(() => w.logged('coordinator asked for a poll now (registry push)').length === 1, 5_000);
+    // The heartbeat that brings the push waits for the same probe (its health must be fresh), and the
+    // monitor holds the container meanwhile: nothing polls until the check ends.
     await w.run(2_000);
-    expect(w.registry.calls).toEqual([]); // the poll found the container busy
+    expect(w.registry.calls).toEqual([]);
     const releasedAt = w.clock.nowMs();
     releaseCheck?.();
     await w.until(() => w.registry.calls.length === 1, 5_000);
@@ -415,10 +427,11 @@ describe('Agent: poll now', () => {
     await w.start();
     // The HEAD takes longer than a monitor interval, and the check that starts meanwhile hangs.
     w.registry.latencyMs = 3_000;
-    const held = holdNextCheck(w);
     w.registry.push(IMAGE, NEW_DIGEST);
     w.coordinator.requestPollNow();
-    await w.until(() => w.registry.calls.length === 1 && held() !== undefined, 5_000);
+    await w.until(() => w.registry.calls.length === 1, 5_000);
+    const held = holdNextCheck(w);
+    await w.until(() => held() !== undefined, 2_500);
     await w.run(4_000); // the HEAD has answered; the container was busy
     expect(w.acquires()).toEqual([]);
     w.registry.latencyMs = 0;
@@ -485,6 +498,95 @@ describe('Agent: health monitor and auto-heal', () => {
     await w.until(() => w.ready() === false, 10_000);
     expect(w.acquires().length).toBeLessThan(20); // still waiting for the lease
     expect(w.coordinator.heartbeats().at(-1)).toMatchObject({ step: 'lease', health: 'unhealthy' });
+    await w.stop();
+  });
+});
+
+describe('Agent: readiness and heartbeat tell the truth', () => {
+  it('answers from the live probe at start, before the start-up reconcile has finished', async () => {
+    const w = world();
+    // The reconcile fails (and is retried later); the container runs and serves all along.
+    w.runtime.failNext('listForService', new Error('engine busy'));
+    expect(await w.readiness.check('web')).toEqual({ ready: true, reason: undefined });
+    await w.start();
+    expect(w.logged('reconcile failed; will retry')).toHaveLength(1);
+    expect(await w.readiness.check('web')).toEqual({ ready: true, reason: undefined });
+    expect(w.coordinator.heartbeats().at(-1)?.health).toBe('healthy');
+    await w.stop();
+  });
+
+  it('holds a service whose update a crash cut short until its reconcile has checked it', async () => {
+    const w = world();
+    const web = w.web()!;
+    await w.journal.write('web', {
+      service: 'web',
+      group: 'web',
+      targetDigest: NEW_DIGEST,
+      targetImage: byDigest(NEW_DIGEST),
+      previousDigest: OLD_DIGEST,
+      previousContainerId: web.id,
+      oldContainerName: 'web-baton-old',
+      leaseId: 'lease-9',
+      fencingToken: 9,
+      step: 'drain',
+      startedAtMs: w.clock.nowMs(),
+      updatedAtMs: w.clock.nowMs(),
+    });
+    await w.agent.prepare();
+    expect(await w.readiness.check('web')).toEqual({ ready: false, reason: 'starting' });
+    await w.start();
+    expect(w.logged('reconciled')).toHaveLength(1);
+    expect(await w.readiness.check('web')).toEqual({ ready: true, reason: undefined });
+    await w.stop();
+  });
+
+  it('a paused container is out at once, in readiness and in the next heartbeat, and back when unpaused; it is not restarted', async () => {
+    const w = world();
+    await w.start();
+    w.runtime.setPaused('web', true);
+    await w.run(300); // past the probe cache
+    expect(await w.readiness.check('web')).toEqual({ ready: false, reason: 'container-paused' });
+    await w.until(() => w.coordinator.heartbeats().at(-1)?.health === 'unhealthy', 15_000);
+    await w.run(5_000); // monitor checks meanwhile
+    expect(w.runtime.mutations()).toEqual([]);
+    w.runtime.setPaused('web', false);
+    await w.run(300);
+    expect(await w.readiness.check('web')).toEqual({ ready: true, reason: undefined });
+    await w.until(() => w.coordinator.heartbeats().at(-1)?.health === 'healthy', 15_000);
+    await w.stop();
+  });
+
+  it('never reports healthy on a stale probe: a heartbeat right after the engine goes away says unhealthy', async () => {
+    const w = world();
+    await w.start();
+    await w.run(1_000);
+    w.runtime.down = new Error('connect ECONNREFUSED /var/run/docker.sock');
+    const beats = w.coordinator.heartbeats().length;
+    await w.until(() => w.coordinator.heartbeats().length > beats, 15_000);
+    expect(w.coordinator.heartbeats().slice(beats).map((b) => b.health)).not.toContain('healthy');
+    w.runtime.down = undefined;
+    await w.stop();
+  });
+
+  it('answers draining throughout an update from drain to success, whatever the probe says', async () => {
+    const w = world();
+    w.runtime.stopDurationMs = 1_000;
+    await w.start();
+    w.registry.push(IMAGE, NEW_DIGEST);
+    await w.until(() => w.coordinator.heartbeats().some((b) => b.step === 'drain'));
+    const answers: string[] = [];
+    while (w.logged('update finished').length === 0) {
+      const answer = await w.readiness.check('web');
+      const step = w.coordinator.heartbeats().at(-1)?.step; // every step change is heartbeated at once
+      answers.push(`${step}:${answer.ready ? 'ok' : answer.reason}`);
+      await w.run(100);
+    }
+    for (const step of ['drain', 'stop', 'health']) {
+      expect(answers.filter((a) => a.startsWith(`${step}:`)).length, step).toBeGreaterThan(0);
+    }
+    const updating = answers.filter((a) => /^(drain|stop|start|health):/.test(a));
+    expect(updating.filter((a) => !a.endsWith(':draining'))).toEqual([]);
+    expect(answers.at(-1)).toMatch(/:ok$/);
     await w.stop();
   });
 });

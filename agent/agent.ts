@@ -7,7 +7,9 @@ import type { RandomSource } from '../shared/random.js';
 import type { ContainerRuntime, CoordinatorClient, HealthProbe, HookRunner, Readiness, RegistryClient } from './ports.js';
 // Types only: the Prometheus implementation (prom-client) is loaded at the first scrape (lazy-metrics.ts).
 import type { AgentMetrics } from './metrics/metrics.js';
-import type { ReadinessServer } from './readiness/server.js';
+import type { ReadinessBoard } from './readiness/board.js';
+import type { ProbeResult } from './readiness/probe.js';
+import type { ReadinessAnswer } from './readiness/truth.js';
 import { formatByDigest, parseImageReference } from './registry/reference.js';
 import { RegistryRateLimitedError } from './registry/errors.js';
 import { PollScheduler, type CronTickSource } from './schedule/schedule.js';
@@ -18,7 +20,8 @@ export interface AgentDeps {
   runtime: ContainerRuntime;
   registry: RegistryClient;
   coordinator: CoordinatorClient;
-  readiness: ReadinessServer;
+  /** The readiness endpoint's state: the update flow's flags and the live probes (agent/readiness/board.ts). */
+  readiness: ReadinessBoard;
   healthProbe: HealthProbe;
   hooks: HookRunner;
   journal: UpdateJournal;
@@ -41,10 +44,6 @@ const noopAgentMetrics: AgentMetrics = {
   watchSteps() {},
 };
 
-/** While HTTP checks pass, the idle monitor asks the engine about the container only this often. */
-const fullInspectEveryMs = 30_000;
-/** Consecutive failed checks before an idle service is reported unhealthy (one blip is not an outage). */
-const failuresBeforeUnhealthy = 2;
 const defaultHeartbeatIntervalMs = 5_000;
 /** Registry backoff after failed polls: 5 s, 10 s, 20 s... up to 10 minutes, with jitter. */
 const registryBackoff = { initialDelayMs: 5_000, maxDelayMs: 600_000, multiplier: 2 };
@@ -75,6 +74,7 @@ export class Agent {
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private stopRequested = false;
+  private preparing: Promise<void> | undefined;
 
   constructor(private readonly deps: AgentDeps) {
     this.scheduler = new PollScheduler({
@@ -96,6 +96,7 @@ export class Agent {
    */
   start(): Promise<void> {
     this.starting ??= (async () => {
+      await this.prepare();
       const signal = this.shutdown.signal;
       // Heartbeats first: the coordinator sees the node (step `reconcile`) while it reconciles.
       this.loops = this.workers.map((worker) => worker.heartbeatLoop(signal));
@@ -110,6 +111,16 @@ export class Agent {
       });
     })();
     return this.starting;
+  }
+
+  /**
+   * Before the readiness endpoint answers (main.ts) and before start(): a service whose update a
+   * crash left half done is held out of the balancer until its reconcile has checked it; every other
+   * service is answered by its live probe from the first request on, reconcile or not.
+   */
+  prepare(): Promise<void> {
+    this.preparing ??= Promise.all(this.workers.map((worker) => worker.holdIfJournaled())).then(() => undefined);
+    return this.preparing;
   }
 
   /**
@@ -146,6 +157,8 @@ class ServiceWorker {
   private runningDigest: string | null = null;
   /** What the last inspect saw: undefined before the first one. */
   private containerRunning: boolean | undefined;
+  /** The health the monitor last logged (a change is logged and heartbeated at once). */
+  private reportedHealthy: boolean | undefined;
   private registryFailures = 0;
   private registryRetryAtMs = 0;
   /** The coordinator asked for a poll (a push): the next poll runs even during the registry backoff. */
@@ -158,9 +171,8 @@ class ServiceWorker {
   private knownRolloutSeq = 0;
   /** While a rollback is open or completed: run `to` instead of the tag's digest while the tag shows `from`. */
   private rollbackPin: { from: string; to: string } | undefined;
+  /** Consecutive failing probes seen by the monitor (logged). */
   private failedChecks = 0;
-  /** When the idle monitor last asked the engine about the container. */
-  private lastInspectAtMs = Number.NEGATIVE_INFINITY;
   private heartbeatIntervalMs = defaultHeartbeatIntervalMs;
   private wakeHeartbeat: AbortController = new AbortController();
   /** Something worth reporting changed since the last beat was sent. */
@@ -184,6 +196,20 @@ class ServiceWorker {
   }
 
   // ---- Start
+
+  /** A journal entry means an update was cut short here: hold the service (503 `starting`) until reconcile checks it. */
+  async holdIfJournaled(): Promise<void> {
+    let journaled: boolean;
+    try {
+      journaled = (await this.deps.journal.read(this.name)) !== undefined;
+    } catch {
+      journaled = true; // unreadable: reconcile decides
+    }
+    if (journaled) {
+      this.logger.info('an update was cut short here: not ready until the reconcile has checked the container');
+      this.deps.readiness.setHealthy(this.name, false);
+    }
+  }
 
   /** DESIGN step 10: end whatever a crash left half done, then make sure the service runs. */
   async reconcileAtStart(): Promise<void> {
@@ -212,6 +238,8 @@ class ServiceWorker {
   private async provision(knownDigest: string | null): Promise<void> {
     const startedMs = this.deps.clock.nowMs();
     this.setStep('start');
+    // A container that is not there yet is held out until it has passed its checks (below), as after an update.
+    this.deps.readiness.setHealthy(this.name, false);
     try {
       const digest = knownDigest ?? (await this.deps.registry.resolve(this.service.image)).digest;
       const imageByDigest = formatByDigest(parseImageReference(this.service.image), digest);
@@ -227,7 +255,9 @@ class ServiceWorker {
       this.containerRunning = true;
       this.setStep('health');
       const health = await waitUntilHealthy(this.deps, this.name, this.service.health);
-      this.setReady(health.healthy);
+      // Held since the start of provisioning: a new container serves once it has passed the update's rules.
+      if (health.healthy) this.setReady(true);
+      else this.applyCheck(false, health.reason);
       this.repairFailures = 0;
       this.logger.info(
         { step: 'start', digest, durationMs: this.deps.clock.nowMs() - startedMs, healthy: health.healthy },
@@ -407,6 +437,9 @@ class ServiceWorker {
   }
 
   private async sendHeartbeat(signal: AbortSignal): Promise<void> {
+    // The step as the beat starts: the health probe below takes a moment, and a step as short as a
+    // lease granted at once is still reported.
+    const step = this.step;
     const answer = await this.deps.coordinator.heartbeat(
       this.deps.config.nodeId,
       {
@@ -414,8 +447,8 @@ class ServiceWorker {
         host: this.deps.config.host,
         image: this.service.image,
         currentDigest: this.runningDigest,
-        health: this.healthForHeartbeat(),
-        step: this.step,
+        health: await this.healthForHeartbeat(),
+        step,
         agentVersion: this.deps.agentVersion,
         ...(this.deps.configProblem !== undefined ? { configProblem: this.deps.configProblem } : {}),
       },
@@ -450,13 +483,15 @@ class ServiceWorker {
     this.rollbackPin = pin;
   }
 
-  private healthForHeartbeat(): NodeHealth {
-    const readiness = this.deps.readiness.status(this.name);
-    if (!readiness) return 'unknown';
-    if (readiness.ready) return 'healthy';
-    if (readiness.reason === 'draining') return 'draining';
-    if (this.containerRunning === false && !this.busy) return 'stopped';
-    return readiness.reason === 'starting' ? 'starting' : 'unhealthy';
+  /** The readiness endpoint's answer now (a probe at most probeCacheMs old), in the coordinator's terms. */
+  private async healthForHeartbeat(): Promise<NodeHealth> {
+    let answer: ReadinessAnswer;
+    try {
+      answer = await this.deps.readiness.check(this.name);
+    } catch {
+      return 'unknown';
+    }
+    return nodeHealthOf(answer);
   }
 
   /** Reports a change at once: wakes the heartbeat loop, or makes it beat again right after the beat in flight. */
@@ -532,72 +567,64 @@ class ServiceWorker {
       if (this.needsReconcile && this.deps.clock.nowMs() >= this.repairRetryAtMs) await this.tryReconcile();
       return;
     }
-    // The cheap path, almost always taken: with an HTTP check alone, a passing check says the
-    // container runs; the engine is asked only when a check fails, and every fullInspectEveryMs.
-    let probed: boolean | undefined;
-    const { http, docker } = this.service.health;
-    const nowMs = this.deps.clock.nowMs();
-    if (http && !docker && this.containerRunning === true && this.failedChecks === 0 && nowMs - this.lastInspectAtMs < fullInspectEveryMs) {
-      probed = await this.deps.healthProbe.check(http.url, http.expectedStatus, http.timeoutMs);
-      if (probed) {
-        this.applyCheck(true);
-        return;
-      }
-    }
-    const container = await this.deps.runtime.inspect(this.name);
-    this.lastInspectAtMs = nowMs;
-    this.containerRunning = container?.running ?? false;
-    if (container === undefined) {
-      this.setReady(false);
+    // The same live probe the readiness endpoint answers from (shared, at most probeCacheMs old).
+    const probe = await this.deps.readiness.probe(this.name);
+    this.noteContainer(probe);
+    const { verdict } = probe;
+    if (!verdict.pass && verdict.reason === 'container-missing') {
+      this.applyCheck(false);
       this.logger.warn({ digest: this.runningDigest }, 'container missing; provisioning it');
       await this.provision(this.runningDigest);
       return;
     }
-    this.runningDigest = container.digest;
-    if (!container.running) {
-      // Not in service already, so restarting it needs no lease.
-      this.setReady(false);
-      this.logger.warn({ exitCode: container.exitCode, digest: container.digest }, 'container not running; restarting it');
+    if (!verdict.pass && verdict.reason === 'container-stopped') {
+      // Exited (or never started): not in service already, so restarting it needs no lease. A
+      // paused container is left to whoever paused it, a restarting one to Docker's restart policy.
+      this.applyCheck(false);
+      this.logger.warn({ exitCode: probe.container?.exitCode ?? null, digest: this.runningDigest }, 'container not running; restarting it');
       await this.deps.runtime.start(this.name);
       this.containerRunning = true;
       return;
     }
-    this.applyCheck(probed ?? (await this.checkHealth(container.health)));
+    this.applyCheck(verdict.pass, verdict.pass ? undefined : verdict.reason);
   }
 
   /**
-   * While an update only waits (pulling, or for a lease), the container still serves: keep its
-   * readiness true to what it does, without touching it. A result that arrives once the update has
-   * moved on to drain is dropped: from then on the update owns readiness.
+   * While an update only waits (pulling, or for a lease), the container still serves and the live
+   * probe keeps readiness true to what it does; this only reports changes. A result that arrives once
+   * the update has moved on to drain is dropped: from then on the update owns readiness.
    */
   private async observeWhileWaiting(): Promise<void> {
-    const container = await this.deps.runtime.inspect(this.name);
-    const healthy = container !== undefined && container.running && (await this.checkHealth(container.health));
-    if (this.step === 'pull' || this.step === 'lease') this.applyCheck(healthy);
+    const probe = await this.deps.readiness.probe(this.name);
+    const { verdict } = probe;
+    if (this.step === 'pull' || this.step === 'lease') this.applyCheck(verdict.pass, verdict.pass ? undefined : verdict.reason);
   }
 
-  private applyCheck(healthy: boolean): void {
-    if (healthy) {
-      this.failedChecks = 0;
-      this.setReady(true);
-    } else {
-      this.failedChecks += 1;
-      if (this.failedChecks >= failuresBeforeUnhealthy) this.setReady(false);
+  private noteContainer(probe: ProbeResult): void {
+    if (probe.container !== undefined) {
+      this.runningDigest = probe.container.digest;
+      this.containerRunning = probe.container.running;
+    } else if (!probe.verdict.pass && probe.verdict.reason === 'container-missing') {
+      this.containerRunning = false;
     }
   }
 
-  private async checkHealth(dockerHealth: string): Promise<boolean> {
-    const { http, docker } = this.service.health;
-    if (docker && dockerHealth !== 'healthy') return false;
-    if (http) return this.deps.healthProbe.check(http.url, http.expectedStatus, http.timeoutMs);
-    return true;
+  /** Logs and heartbeats a change of the probe's verdict; a pass also lifts a hold a failed update or reconcile left. */
+  private applyCheck(healthy: boolean, reason?: string): void {
+    this.failedChecks = healthy ? 0 : this.failedChecks + 1;
+    this.setReady(healthy, reason);
   }
 
-  private setReady(ready: boolean): void {
-    const before = this.deps.readiness.status(this.name)?.ready;
-    this.deps.readiness.setHealthy(this.name, ready);
-    if (before !== ready) {
-      this.logger.info({ healthy: ready, digest: this.runningDigest }, ready ? 'service healthy' : 'service unhealthy');
+  private setReady(ready: boolean, reason?: string): void {
+    // Only a pass lifts a hold: a failing probe already answers 503 by itself, and holding on would
+    // keep a recovered service out of the balancer until the next monitor check.
+    if (ready) this.deps.readiness.setHealthy(this.name, true);
+    if (this.reportedHealthy !== ready) {
+      this.reportedHealthy = ready;
+      this.logger.info(
+        { healthy: ready, digest: this.runningDigest, ...(reason === undefined ? {} : { reason, failedChecks: this.failedChecks }) },
+        ready ? 'service healthy' : 'service unhealthy',
+      );
       this.heartbeatNow();
     }
   }
@@ -634,5 +661,21 @@ class ServiceWorker {
       nodeId: this.deps.config.nodeId,
       onStep: (step) => this.setStep(step),
     };
+  }
+}
+
+/** A readiness answer in the coordinator's terms: only `healthy` counts as in service. */
+export function nodeHealthOf(answer: ReadinessAnswer): NodeHealth {
+  if (answer.ready) return 'healthy';
+  switch (answer.reason) {
+    case 'draining':
+      return 'draining';
+    case 'starting':
+      return 'starting';
+    case 'container-missing':
+    case 'container-stopped':
+      return 'stopped';
+    default:
+      return 'unhealthy';
   }
 }

@@ -18,7 +18,10 @@ import { createDockerRuntime } from './docker/runtime.js';
 import { createHttpHealthProbe } from './health/http-probe.js';
 import { createShellHookRunner } from './hooks/shell.js';
 import { createLazyAgentMetrics } from './lazy-metrics.js';
+import { createReadinessBoard } from './readiness/board.js';
+import { liveProbes } from './readiness/probe.js';
 import { createReadinessServer } from './readiness/server.js';
+import { inheritedSockets, unsetListenEnvironment } from './readiness/systemd.js';
 import { createRegistryClient } from './registry/client.js';
 import { loadCredentialStore, type CredentialStore } from './registry/credentials.js';
 import { ociPlatform } from './registry/platform.js';
@@ -107,10 +110,25 @@ export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): 
   });
   // prom-client is loaded at the first scrape of /metrics (agent/lazy-metrics.ts).
   const metrics = createLazyAgentMetrics({ nodeId: config.nodeId, version: batonVersion, processMetrics: true, configValid: startup.kind === 'valid' });
+  // Socket activation (systemd/baton-agent.socket): the first socket passed is the readiness endpoint's.
+  const inherited = inheritedSockets(environment, process.pid);
+  unsetListenEnvironment(environment);
+  if (inherited !== undefined && inherited.fds.length > 1) {
+    logger.warn({ fds: inherited.fds, names: inherited.names }, 'systemd passed more than one socket; serving readiness on the first');
+  }
+  const healthProbe = createHttpHealthProbe();
+  const board = createReadinessBoard({
+    services: config.services.map((service) => service.containerName),
+    probe: liveProbes({ runtime, healthProbe, clock, engineTimeoutMs: config.readiness.engineTimeoutMs }, config.services),
+    clock,
+    cacheMs: config.readiness.probeCacheMs,
+    logger,
+  });
   const readiness = createReadinessServer({
     listen: config.readiness.listen,
+    ...(inherited?.fds[0] !== undefined ? { inheritedFd: inherited.fds[0] } : {}),
     logger,
-    services: config.services.map((service) => service.containerName),
+    board,
     metrics: () => metrics.render(),
   });
   const coordinator = createCoordinatorClient({
@@ -124,8 +142,8 @@ export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): 
     runtime,
     registry,
     coordinator,
-    readiness,
-    healthProbe: createHttpHealthProbe(),
+    readiness: board,
+    healthProbe,
     hooks: createShellHookRunner({ logger, baseEnvironment: { PATH: environment.PATH ?? '/usr/bin:/bin' } }),
     journal: new FileUpdateJournal(config.stateDir, logger),
     clock,
@@ -163,6 +181,8 @@ export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): 
 
   let bound: { address: string; port: number };
   try {
+    // Hold services whose update a crash cut short before the first request is answered.
+    await agent.prepare();
     bound = await readiness.start();
   } catch (error) {
     logger.fatal({ err: error }, 'cannot start the readiness endpoint');
@@ -170,7 +190,14 @@ export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): 
     await closeAll();
     return ExitCode.unavailable;
   }
-  logger.info({ readiness: `${bound.address}:${bound.port}`, services: config.services.length, version: batonVersion }, 'agent starting');
+  logger.info(
+    {
+      readiness: inherited === undefined ? `${bound.address}:${bound.port}` : `socket from systemd (fd ${inherited.fds[0]}): ${bound.address}:${bound.port}`,
+      services: config.services.length,
+      version: batonVersion,
+    },
+    'agent starting',
+  );
 
   let exitCode: number = ExitCode.ok;
   const started = agent.start().then(

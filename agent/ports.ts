@@ -71,6 +71,12 @@ export interface ContainerSpec {
 
 export type DockerHealth = 'healthy' | 'unhealthy' | 'starting' | 'none';
 
+/**
+ * Docker's container state (`State.Status`, with `State.Paused` and `State.Restarting` winning):
+ * only `running` serves. `paused` and `restarting` are not `running` in ContainerInfo.running either.
+ */
+export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
+
 export interface ContainerInfo {
   id: string;
   name: string;
@@ -78,7 +84,9 @@ export interface ContainerInfo {
   image: string;
   /** The digest Baton created it from (label `baton.digest`), or the image's repo digest otherwise. */
   digest: string | null;
+  /** Running, and neither paused nor restarting: `status === 'running'`. */
   running: boolean;
+  status: ContainerStatus;
   /** Container's exit code when it is not running. */
   exitCode: number | null;
   health: DockerHealth;

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what Baton's tests and demo need on a fresh Debian or Ubuntu machine with Node 20.
 # Debian packages: the Docker engine, the distribution registry, busybox for the test app
-# images, HAProxy and Chromium. Then the npm packages, built from source where no prebuilt
-# binary can be fetched.
+# images, HAProxy, Chromium and systemd (systemd-socket-activate, systemd-analyze). Then the npm
+# packages, built from source where no prebuilt binary can be fetched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(docker.io docker-compose docker-registry busybox-static haproxy chromium ca-certificates)
+packages=(docker.io docker-compose docker-registry busybox-static haproxy chromium ca-certificates systemd)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -6,8 +6,8 @@
 #   <root>/opt/baton                       the package: dist, package.json, production node_modules,
 #                                          bin/baton (a wrapper that runs it with this machine's node)
 #   <root>/usr/local/bin/baton             a symlink to it, for the CLI (unless something else is there)
-#   <root>/etc/systemd/system/baton-*.service   the units (replaced when they change: customise
-#                                          with drop-ins, `systemctl edit baton-agent`)
+#   <root>/etc/systemd/system/baton-*.service   the units, and baton-agent.socket (replaced when they
+#                                          change: customise with drop-ins, `systemctl edit baton-agent`)
 #   <root>/etc/baton/*.yaml, *.env         example configs, only where no file exists yet:
 #                                          an existing config is never overwritten
 #   <root>/usr/lib/sysusers.d/baton.conf   the `baton` system user; with --root / the user is
@@ -171,6 +171,8 @@ for part in agent coordinator; do
   [ "$role" = both ] || [ "$role" = "$part" ] || continue
   units+=("baton-$part")
   put_file "$source_dir/systemd/baton-$part.service" "$(at "/etc/systemd/system/baton-$part.service")" 0644
+  # The agent's readiness socket (socket activation).
+  [ "$part" != agent ] || put_file "$source_dir/systemd/baton-agent.socket" "$(at /etc/systemd/system/baton-agent.socket)" 0644
   put_config "$source_dir/systemd/$part.example.yaml" "$etc/$part.yaml" 0640
   put_config "$source_dir/systemd/$part.env.example" "$etc/$part.env" 0600
 done
@@ -187,6 +189,10 @@ fi
 if [ "$root" = / ]; then
   for unit in "${units[@]}"; do
     part=${unit#baton-}
-    echo "next: edit /etc/baton/$part.yaml and /etc/baton/$part.env, then: systemctl enable --now $unit"
+    if [ "$part" = agent ]; then
+      echo "next: edit /etc/baton/agent.yaml and /etc/baton/agent.env, then: systemctl enable --now baton-agent.socket baton-agent.service"
+    else
+      echo "next: edit /etc/baton/$part.yaml and /etc/baton/$part.env, then: systemctl enable --now $unit"
+    fi
   done
 fi

@@ -48,6 +48,11 @@ for unit in baton-agent baton-coordinator; do
   fi
   remove "/etc/systemd/system/$unit.service"
 done
+# The agent's readiness socket: stopped after the agent, or a connection would start it again.
+if [ "$systemd_running" = yes ] && [ -f /etc/systemd/system/baton-agent.socket ]; then
+  systemctl disable --now baton-agent.socket >/dev/null 2>&1 || true
+fi
+remove /etc/systemd/system/baton-agent.socket
 
 link=$(at /usr/local/bin/baton)
 if [ -L "$link" ] && [ "$(readlink "$link")" = /opt/baton/bin/baton ]; then remove /usr/local/bin/baton; fi

@@ -155,6 +155,7 @@ describe('toContainerInfo', () => {
       image,
       digest,
       running: true,
+      status: 'running',
       exitCode: null,
       health: 'healthy',
       labels: { 'baton.digest': digest, x: 'y' },
@@ -173,11 +174,15 @@ describe('toContainerInfo', () => {
   });
 
   it('does not count a paused or restarting container as running', () => {
-    expect(toContainerInfo(rawContainer({ state: { Status: 'paused', Paused: true } }), []).running).toBe(false);
+    expect(toContainerInfo(rawContainer({ state: { Status: 'paused', Paused: true } }), [])).toMatchObject({ running: false, status: 'paused' });
     expect(toContainerInfo(rawContainer({ state: { Status: 'restarting', Restarting: true, ExitCode: 1 } }), [])).toMatchObject({
       running: false,
+      status: 'restarting',
       exitCode: 1,
     });
+    // Docker reports Running: true alongside Paused or Restarting; those win.
+    expect(toContainerInfo(rawContainer({ state: { Status: 'running', Running: true, Paused: true } }), []).status).toBe('paused');
+    expect(toContainerInfo(rawContainer({ state: { Status: 'dead', Running: false } }), []).status).toBe('dead');
   });
 
   it.each([

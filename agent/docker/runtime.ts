@@ -1,6 +1,6 @@
 import Docker from 'dockerode';
 import type { Logger } from '../../shared/logger.js';
-import type { ContainerInfo, ContainerRuntime, ContainerSpec, DockerHealth } from '../ports.js';
+import type { ContainerInfo, ContainerRuntime, ContainerSpec, ContainerStatus, DockerHealth } from '../ports.js';
 import {
   ContainerConflictError,
   ContainerNotFoundError,
@@ -62,18 +62,31 @@ export function parseDigestReference(image: string): { repository: string; diges
 export function toContainerInfo(raw: Docker.ContainerInspectInfo, imageRepoDigests: string[] | undefined): ContainerInfo {
   const labels = raw.Config?.Labels ?? {};
   const state = raw.State;
-  const running = state.Running === true && state.Paused !== true && state.Restarting !== true;
-  const neverStarted = state.Status === 'created';
+  const status = toStatus(state);
+  const running = status === 'running';
+  const neverStarted = status === 'created';
   return {
     id: raw.Id,
     name: raw.Name.replace(/^\//, ''),
     image: raw.Config?.Image ?? raw.Image,
     digest: labels[LABEL_DIGEST] ?? repoDigestFor(raw.Config?.Image ?? '', imageRepoDigests ?? []),
     running,
+    status,
     exitCode: running || neverStarted ? null : state.ExitCode,
     health: toHealth(state.Health?.Status),
     labels: { ...labels },
   };
+}
+
+const containerStatuses: ReadonlySet<string> = new Set<ContainerStatus>(['created', 'running', 'paused', 'restarting', 'removing', 'exited', 'dead']);
+
+/** Paused and Restarting win over Running (Docker reports Running: true for both); an unknown Status counts as exited. */
+function toStatus(state: Docker.ContainerInspectInfo['State']): ContainerStatus {
+  if (state.Paused === true) return 'paused';
+  if (state.Restarting === true) return 'restarting';
+  if (state.Running === true) return 'running';
+  const status: string = state.Status;
+  return containerStatuses.has(status) && status !== 'running' ? (status as ContainerStatus) : 'exited';
 }
 
 function toHealth(status: string | undefined): DockerHealth {

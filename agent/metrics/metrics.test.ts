@@ -5,6 +5,8 @@ import { agentConfigSchema } from '../../shared/config/agent.js';
 import { silentLogger } from '../../shared/logger.js';
 import { fixedRandom } from '../../shared/random.js';
 import { Agent } from '../agent.js';
+import { createReadinessBoard, type ReadinessBoard } from '../readiness/board.js';
+import { liveProbes } from '../readiness/probe.js';
 import { createReadinessServer } from '../readiness/server.js';
 import { RegistryRateLimitedError, RegistryTimeoutError } from '../registry/errors.js';
 import {
@@ -94,7 +96,7 @@ describe('agent metrics (prom-client, own registry)', () => {
     const readiness = createReadinessServer({
       listen: '127.0.0.1:0',
       logger: silentLogger(),
-      services: ['web'],
+      board: passingBoard(),
       metrics: () => metrics.render(),
     });
     const { port } = await readiness.start();
@@ -107,7 +109,7 @@ describe('agent metrics (prom-client, own registry)', () => {
       const failing = createReadinessServer({
         listen: '127.0.0.1:0',
         logger: silentLogger(),
-        services: ['web'],
+        board: passingBoard(),
         metrics: () => Promise.reject(new Error('boom')),
       });
       const other = await failing.start();
@@ -131,7 +133,6 @@ describe('agent metrics (prom-client, own registry)', () => {
     const registry = new FakeRegistry(clock);
     registry.push(image, OLD_DIGEST);
     const coordinator = new FakeCoordinator(clock);
-    const readiness = createReadinessServer({ listen: '127.0.0.1:0', logger: silentLogger(), services: ['web'] });
     const metrics = createPrometheusAgentMetrics({ nodeId: 'node-1', version: 'test' });
     const config = agentConfigSchema.parse({
       nodeId: 'node-1',
@@ -149,13 +150,21 @@ describe('agent metrics (prom-client, own registry)', () => {
         },
       ],
     });
+    const healthProbe = FakeHealthProbe.backedBy(clock, runtime, 'web');
+    const readiness = createReadinessBoard({
+      services: ['web'],
+      probe: liveProbes({ runtime, healthProbe, clock, engineTimeoutMs: 2_000 }, config.services),
+      clock,
+      cacheMs: 250,
+      logger: silentLogger(),
+    });
     const agent = new Agent({
       config,
       runtime,
       registry,
       coordinator,
       readiness,
-      healthProbe: FakeHealthProbe.backedBy(clock, runtime, 'web'),
+      healthProbe,
       hooks: new FakeHooks(clock),
       journal: new MemoryUpdateJournal(),
       clock,
@@ -188,3 +197,14 @@ describe('agent metrics (prom-client, own registry)', () => {
     await settle(clock, agent.stop(), { stepMs: 100 });
   });
 });
+
+/** A board whose one service `web` always passes its probe. */
+function passingBoard(): ReadinessBoard {
+  return createReadinessBoard({
+    services: ['web'],
+    probe: () => Promise.resolve({ verdict: { pass: true }, container: undefined }),
+    clock: new ManualClock(),
+    cacheMs: 0,
+    logger: silentLogger(),
+  });
+}

@@ -3,7 +3,11 @@ import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BatonError } from '../../shared/errors.js';
 import { silentLogger } from '../../shared/logger.js';
+import { systemClock } from '../../shared/clock.js';
+import { createReadinessBoard, type ReadinessBoard } from './board.js';
+import type { ProbeResult } from './probe.js';
 import { createReadinessServer, parseListen, type ReadinessServer } from './server.js';
+import type { ProbeVerdict } from './truth.js';
 
 let servers: ReadinessServer[] = [];
 
@@ -12,16 +16,37 @@ afterEach(async () => {
   servers = [];
 });
 
+/** The probe behind the board, as a test sets it: every service passes unless told otherwise; it counts its calls. */
+class FakeProbes {
+  readonly verdicts = new Map<string, ProbeVerdict>();
+  calls = 0;
+  /** While set, probes wait for this promise before answering. */
+  gate: Promise<void> | undefined;
+
+  readonly probe = async (service: string): Promise<ProbeResult> => {
+    this.calls += 1;
+    if (this.gate) await this.gate;
+    return { verdict: this.verdicts.get(service) ?? { pass: true }, container: undefined };
+  };
+}
+
+function boardFor(services: string[], probes: FakeProbes, cacheMs = 0): ReadinessBoard {
+  return createReadinessBoard({ services, probe: probes.probe, clock: systemClock, cacheMs, logger: silentLogger() });
+}
+
 async function startServer(
   services = ['app', 'api'],
   metrics?: () => string,
-): Promise<{ server: ReadinessServer; base: string }> {
-  const server = createReadinessServer({ listen: '127.0.0.1:0', logger: silentLogger(), services, metrics });
+  cacheMs = 0,
+): Promise<{ server: ReadinessServer; board: ReadinessBoard; probes: FakeProbes; base: string }> {
+  const probes = new FakeProbes();
+  const board = boardFor(services, probes, cacheMs);
+  const server = createReadinessServer({ listen: '127.0.0.1:0', logger: silentLogger(), board, metrics });
   servers.push(server);
   const { address, port } = await server.start();
   expect(address).toBe('127.0.0.1');
   expect(port).toBeGreaterThan(0);
-  return { server, base: `http://127.0.0.1:${port}` };
+  return { server, board, probes, base: `http://127.0.0.1:${port}` };
 }
 
 async function get(url: string, method: 'GET' | 'HEAD' | 'POST' = 'GET') {
@@ -36,57 +61,69 @@ describe('readiness endpoint', () => {
     expect(await get(`${base}/healthz`)).toMatchObject({ status: 200, body: 'ok' });
   });
 
-  it('starts not ready: 503 starting until the service is healthy', async () => {
-    const { server, base } = await startServer();
-    const res = await get(`${base}/ready/app`);
-    expect(res).toMatchObject({ status: 503, body: 'starting' });
-    expect(res.headers.connection).toBe('close');
-    expect(res.headers['cache-control']).toBe('no-store');
-    expect(server.status('app')).toEqual({ ready: false, reason: 'starting' });
-
-    server.setHealthy('app', true);
+  it('answers from the live probe at once, before any flag is set: 200 ok, or 503 with the reason', async () => {
+    const { board, probes, base } = await startServer();
     const ok = await get(`${base}/ready/app`);
     expect(ok).toMatchObject({ status: 200, body: 'ok' });
     expect(ok.headers['content-type']).toMatch(/^text\/plain/);
-    // Each service has its own state.
-    expect(await get(`${base}/ready/api`)).toMatchObject({ status: 503, body: 'starting' });
+    expect(ok.headers['cache-control']).toBe('no-store');
+
+    probes.verdicts.set('app', { pass: false, reason: 'container-paused' });
+    const paused = await get(`${base}/ready/app`);
+    expect(paused).toMatchObject({ status: 503, body: 'container-paused' });
+    expect(paused.headers.connection).toBe('close');
+    expect(board.status('app')).toEqual({ ready: false, reason: 'container-paused' });
+    // Each service has its own probe.
+    expect(await get(`${base}/ready/api`)).toMatchObject({ status: 200, body: 'ok' });
   });
 
-  it('answers 503 draining while draining, whatever the health', async () => {
-    const { server, base } = await startServer();
-    server.setHealthy('app', true);
-    server.setDraining('app', true);
+  it('answers 503 draining while draining, whatever the probe, without probing', async () => {
+    const { board, probes, base } = await startServer();
+    board.setDraining('app', true);
+    const before = probes.calls;
     expect(await get(`${base}/ready/app`)).toMatchObject({ status: 503, body: 'draining' });
-    server.setHealthy('app', false);
+    probes.verdicts.set('app', { pass: false, reason: 'container-stopped' });
     expect(await get(`${base}/ready/app`)).toMatchObject({ status: 503, body: 'draining' });
-    server.setHealthy('app', true);
-    server.setDraining('app', false);
+    expect(probes.calls).toBe(before);
+    probes.verdicts.delete('app');
+    board.setDraining('app', false);
     expect(await get(`${base}/ready/app`)).toMatchObject({ status: 200, body: 'ok' });
   });
 
-  it('answers 503 unhealthy once a healthy service turns unhealthy', async () => {
-    const { server, base } = await startServer();
-    server.setHealthy('app', true);
-    server.setHealthy('app', false);
-    expect(await get(`${base}/ready/app`)).toMatchObject({ status: 503, body: 'unhealthy' });
-    expect(server.status('app')).toEqual({ ready: false, reason: 'unhealthy' });
+  it('answers 503 starting while the update flow holds the service, even when the probe passes', async () => {
+    const { board, base } = await startServer();
+    board.setHealthy('app', false);
+    expect(await get(`${base}/ready/app`)).toMatchObject({ status: 503, body: 'starting' });
+    board.setHealthy('app', true);
+    expect(await get(`${base}/ready/app`)).toMatchObject({ status: 200, body: 'ok' });
+  });
+
+  it('shares one probe among concurrent requests', async () => {
+    const { probes, base } = await startServer();
+    let open: () => void = () => undefined;
+    probes.gate = new Promise<void>((resolve) => (open = resolve));
+    const answers = Promise.all(Array.from({ length: 10 }, () => get(`${base}/ready/app`)));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    open();
+    expect((await answers).map((a) => a.status)).toEqual(Array.from({ length: 10 }, () => 200));
+    expect(probes.calls).toBe(1);
   });
 
   it('answers 404 for an unknown service or path, and ignores query strings', async () => {
-    const { server, base } = await startServer();
+    const { board, base } = await startServer();
     expect(await get(`${base}/ready/nope`)).toMatchObject({ status: 404 });
     expect(await get(`${base}/ready/`)).toMatchObject({ status: 404 });
     expect(await get(`${base}/elsewhere`)).toMatchObject({ status: 404 });
     expect(await get(`${base}/metrics`)).toMatchObject({ status: 404 });
-    server.setHealthy('app', true);
     expect(await get(`${base}/ready/app?from=haproxy`)).toMatchObject({ status: 200, body: 'ok' });
-    expect(server.status('nope')).toBeUndefined();
+    expect(board.status('nope')).toBeUndefined();
   });
 
   it('answers HEAD like GET without a body, and 405 for other methods', async () => {
-    const { server, base } = await startServer();
+    const { board, base } = await startServer();
+    board.setDraining('app', true);
     expect(await get(`${base}/ready/app`, 'HEAD')).toMatchObject({ status: 503, body: '' });
-    server.setHealthy('app', true);
+    board.setDraining('app', false);
     expect(await get(`${base}/ready/app`, 'HEAD')).toMatchObject({ status: 200, body: '' });
     const post = await get(`${base}/ready/app`, 'POST');
     expect(post.status).toBe(405);
@@ -100,10 +137,10 @@ describe('readiness endpoint', () => {
     expect(res.headers['content-type']).toContain('version=0.0.4');
   });
 
-  it('throws on an unknown service in setHealthy/setDraining', async () => {
-    const server = createReadinessServer({ listen: '127.0.0.1:0', logger: silentLogger(), services: ['app'] });
-    expect(() => server.setHealthy('other', true)).toThrow(BatonError);
-    expect(() => server.setDraining('other', true)).toThrow(/unknown service/);
+  it('throws on an unknown service in setHealthy/setDraining', () => {
+    const board = boardFor(['app'], new FakeProbes());
+    expect(() => board.setHealthy('other', true)).toThrow(BatonError);
+    expect(() => board.setDraining('other', true)).toThrow(/unknown service/);
   });
 
   it('stops: the port no longer answers, and stop is idempotent', async () => {
@@ -118,7 +155,7 @@ describe('readiness endpoint', () => {
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     const port = (blocker.address() as { port: number }).port;
     try {
-      const server = createReadinessServer({ listen: `127.0.0.1:${port}`, logger: silentLogger(), services: ['app'] });
+      const server = createReadinessServer({ listen: `127.0.0.1:${port}`, logger: silentLogger(), board: boardFor(['app'], new FakeProbes()) });
       await expect(server.start()).rejects.toMatchObject({ code: 'READINESS_LISTEN_FAILED' });
     } finally {
       await new Promise<void>((resolve) => blocker.close(() => resolve()));

@@ -2,45 +2,41 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { BatonError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import type { Readiness } from '../ports.js';
+import type { ReadinessBoard } from './board.js';
 
 /**
- * The readiness endpoint load balancers health-check: `GET /ready/<service>` answers 200 `ok`
- * only while that service is healthy and not draining, so draining a node is just answering 503
- * here until the balancer has stopped sending. `GET /healthz` answers 200 while the agent runs.
- * `HEAD` is answered like `GET`, without a body.
+ * The readiness endpoint load balancers health-check: `GET /ready/<service>` answers 200 `ok` only
+ * while that service is not draining and its live probe passes (board.ts), else 503 with the reason
+ * (`draining`, `engine-unreachable`, `container-stopped`, `check-failed`...) as the body. So draining
+ * a node is just answering 503 here until the balancer has stopped sending. `GET /healthz` answers
+ * 200 while the agent runs. `HEAD` is answered like `GET`, without a body.
+ *
+ * It listens on `listen`, or on a socket inherited from systemd (socket activation, systemd.ts):
+ * then the socket outlives the agent process, and a balancer's check made while the agent restarts
+ * waits in the socket's queue for the next agent instead of being refused.
  */
 
 export interface ReadinessServerOptions {
-  /** `host:port` (`[v6]:port` for IPv6); port 0 picks a free port. */
+  /** `host:port` (`[v6]:port` for IPv6); port 0 picks a free port. Ignored when `inheritedFd` is given. */
   listen: string;
+  /** A listening socket's file descriptor passed by systemd (LISTEN_FDS): served instead of binding `listen`. */
+  inheritedFd?: number;
   logger: Logger;
-  /** Service (container) names served under /ready/<name>. */
-  services: string[];
+  /** The services served under /ready/<name>, with their flags and live probes. */
+  board: ReadinessBoard;
   /** When given, `GET /metrics` answers its text (Prometheus exposition format); prom-client renders asynchronously. */
   metrics?: () => string | Promise<string>;
 }
 
-/** Why a service is not ready; `starting` until it has been healthy once. */
-export type NotReadyReason = 'draining' | 'unhealthy' | 'starting';
-
-export interface ServiceReadiness {
-  ready: boolean;
-  reason: NotReadyReason | undefined;
-}
-
-export interface ReadinessServer extends Readiness {
+export interface ReadinessServer {
+  /** The address served: bound from `listen`, or the inherited socket's (`port` 0 for a unix socket). */
   start(): Promise<{ address: string; port: number }>;
   stop(): Promise<void>;
-  /** What `/ready/<service>` answers now; undefined for an unknown service. */
-  status(service: string): ServiceReadiness | undefined;
 }
 
-interface ServiceState {
-  healthy: boolean;
-  draining: boolean;
-  everHealthy: boolean;
-}
+/** On stop: idle connections are closed after this long, every connection after stopGraceMs. */
+const idleGraceMs = 250;
+const stopGraceMs = 2_000;
 
 export function parseListen(listen: string): { host: string; port: number } {
   const match = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(listen) ?? /^([A-Za-z0-9.-]+):(\d{1,5})$/.exec(listen);
@@ -52,36 +48,9 @@ export function parseListen(listen: string): { host: string; port: number } {
 }
 
 export function createReadinessServer(options: ReadinessServerOptions): ReadinessServer {
-  const { logger, metrics } = options;
+  const { logger, metrics, board } = options;
   const { host, port } = parseListen(options.listen);
-  const states = new Map<string, ServiceState>();
-  for (const service of options.services) {
-    states.set(service, { healthy: false, draining: false, everHealthy: false });
-  }
-
-  const statusOf = (state: ServiceState): ServiceReadiness => {
-    if (state.draining) return { ready: false, reason: 'draining' };
-    if (!state.healthy) return { ready: false, reason: state.everHealthy ? 'unhealthy' : 'starting' };
-    return { ready: true, reason: undefined };
-  };
-
-  const stateOf = (service: string): ServiceState => {
-    const state = states.get(service);
-    if (!state) {
-      throw new BatonError('READINESS_UNKNOWN_SERVICE', `readiness: unknown service ${JSON.stringify(service)}`);
-    }
-    return state;
-  };
-
-  const update = (service: string, change: (state: ServiceState) => void): void => {
-    const state = stateOf(service);
-    const before = statusOf(state);
-    change(state);
-    const after = statusOf(state);
-    if (before.ready !== after.ready || before.reason !== after.reason) {
-      logger.info({ service, ready: after.ready, reason: after.reason ?? null }, 'readiness changed');
-    }
-  };
+  let stopping = false;
 
   const answer = (
     req: IncomingMessage,
@@ -97,8 +66,8 @@ export function createReadinessServer(options: ReadinessServerOptions): Readines
       ...extraHeaders,
     };
     // A not-ready answer closes the connection: a balancer that keeps connections to a
-    // draining node open would otherwise keep a path to it.
-    if (status === 503) headers.connection = 'close';
+    // draining node open would otherwise keep a path to it. So does every answer once stopping.
+    if (status === 503 || stopping) headers.connection = 'close';
     res.writeHead(status, headers);
     res.end(req.method === 'HEAD' ? undefined : body);
   };
@@ -137,14 +106,20 @@ export function createReadinessServer(options: ReadinessServerOptions): Readines
         answer(req, res, 400, 'bad service name');
         return;
       }
-      const state = states.get(service);
-      if (!state) {
+      if (!board.has(service)) {
         answer(req, res, 404, 'unknown service');
         return;
       }
-      const status = statusOf(state);
-      if (status.ready) answer(req, res, 200, 'ok');
-      else answer(req, res, 503, status.reason ?? 'unhealthy');
+      board.check(service).then(
+        (status) => {
+          if (status.ready) answer(req, res, 200, 'ok');
+          else answer(req, res, 503, status.reason);
+        },
+        (err: unknown) => {
+          logger.error({ err, service }, 'readiness check failed');
+          answer(req, res, 500, 'internal error');
+        },
+      );
       return;
     }
     answer(req, res, 404, 'not found');
@@ -153,24 +128,6 @@ export function createReadinessServer(options: ReadinessServerOptions): Readines
   let server: Server | undefined;
 
   return {
-    setHealthy(service, healthy) {
-      update(service, (state) => {
-        state.healthy = healthy;
-        if (healthy) state.everHealthy = true;
-      });
-    },
-
-    setDraining(service, draining) {
-      update(service, (state) => {
-        state.draining = draining;
-      });
-    },
-
-    status(service) {
-      const state = states.get(service);
-      return state ? statusOf(state) : undefined;
-    },
-
     async start() {
       if (server) throw new BatonError('READINESS_ALREADY_STARTED', 'readiness server already started');
       const created = createServer(
@@ -187,35 +144,55 @@ export function createReadinessServer(options: ReadinessServerOptions): Readines
       );
       created.maxHeadersCount = 50;
       server = created;
+      const where = options.inheritedFd === undefined ? options.listen : `the inherited socket (fd ${options.inheritedFd})`;
       await new Promise<void>((resolve, reject) => {
         const onError = (err: Error): void => {
           server = undefined;
           reject(
-            new BatonError('READINESS_LISTEN_FAILED', `readiness endpoint cannot listen on ${options.listen}: ${err.message}`, {
+            new BatonError('READINESS_LISTEN_FAILED', `readiness endpoint cannot listen on ${where}: ${err.message}`, {
               cause: err,
             }),
           );
         };
         created.once('error', onError);
-        created.listen({ host, port }, () => {
+        const target = options.inheritedFd === undefined ? { host, port } : { fd: options.inheritedFd };
+        created.listen(target, () => {
           created.off('error', onError);
           created.on('error', (err) => logger.error({ err }, 'readiness server error'));
           resolve();
         });
       });
-      const address = created.address() as AddressInfo;
-      logger.info({ address: address.address, port: address.port }, 'readiness endpoint listening');
-      return { address: address.address, port: address.port };
+      const bound = created.address();
+      const address = typeof bound === 'string' || bound === null ? { address: bound ?? '', port: 0 } : boundAddress(bound);
+      logger.info(
+        { address: address.address, port: address.port, socketActivated: options.inheritedFd !== undefined },
+        'readiness endpoint listening',
+      );
+      return address;
     },
 
     async stop() {
       const current = server;
       if (!current) return;
       server = undefined;
+      stopping = true;
+      // No new connections from here on (with an inherited socket, the next ones wait in systemd's
+      // queue for the next agent). A request already accepted is still answered: idle keep-alive
+      // connections go after a moment (a connection just accepted may not have sent its request yet),
+      // and whatever is left after stopGraceMs.
       await new Promise<void>((resolve) => {
-        current.close(() => resolve());
-        current.closeAllConnections();
+        const idle = setTimeout(() => current.closeIdleConnections(), idleGraceMs);
+        const all = setTimeout(() => current.closeAllConnections(), stopGraceMs);
+        current.close(() => {
+          clearTimeout(idle);
+          clearTimeout(all);
+          resolve();
+        });
       });
     },
   };
+}
+
+function boundAddress(bound: AddressInfo): { address: string; port: number } {
+  return { address: bound.address, port: bound.port };
 }

@@ -22,6 +22,7 @@ import type {
   ContainerInfo,
   ContainerRuntime,
   ContainerSpec,
+  ContainerStatus,
   CoordinatorClient,
   DockerHealth,
   HealthProbe,
@@ -60,6 +61,10 @@ interface FakeContainer {
   startedAtMs: number | null;
   labels: Record<string, string>;
   spec: ContainerSpec | null;
+  /** `docker pause` (a running container only). */
+  paused?: boolean;
+  /** Docker's restart policy is restarting it. */
+  restarting?: boolean;
 }
 
 export interface RuntimeSnapshot {
@@ -93,6 +98,10 @@ export class FakeRuntime implements ContainerRuntime {
   pullDurationMs = 0;
   /** stop() takes this long on the clock (default 0). */
   stopDurationMs = 0;
+  /** While set, every call rejects with this error (the engine is unreachable). */
+  down: Error | undefined;
+  /** inspect() answers after this long on the clock (default 0: at once). */
+  inspectLatencyMs = 0;
 
   constructor(private readonly clock: Clock) {}
 
@@ -164,7 +173,7 @@ export class FakeRuntime implements ContainerRuntime {
     const c = this.containers.get(name);
     if (c === undefined) return false;
     this.settle(c);
-    if (!c.running || c.startedAtMs === null) return false;
+    if (!c.running || c.startedAtMs === null || c.paused === true || c.restarting === true) return false;
     const behaviour = this.behaviourOf(c);
     if (behaviour.healthy === false) return false;
     return this.clock.nowMs() - c.startedAtMs >= (behaviour.healthyAfterMs ?? 0);
@@ -179,7 +188,18 @@ export class FakeRuntime implements ContainerRuntime {
 
   // -- ContainerRuntime
 
-  inspect(name: string): Promise<ContainerInfo | undefined> {
+  /** `docker pause` / `docker unpause`. */
+  setPaused(name: string, paused: boolean): void {
+    this.mustGet(name).paused = paused;
+  }
+
+  /** Docker's restart policy is (or is no longer) restarting the container. */
+  setRestarting(name: string, restarting: boolean): void {
+    this.mustGet(name).restarting = restarting;
+  }
+
+  async inspect(name: string): Promise<ContainerInfo | undefined> {
+    if (this.inspectLatencyMs > 0) await this.clock.sleep(this.inspectLatencyMs);
     return this.call('inspect', [name], () => {
       const c = this.containers.get(name);
       return c === undefined ? undefined : this.info(c);
@@ -267,6 +287,10 @@ export class FakeRuntime implements ContainerRuntime {
   private call<T>(op: RuntimeOp, args: unknown[], body: () => T): Promise<T> {
     const record: RuntimeCall = { op, args, atMs: this.clock.nowMs(), failed: false };
     this.calls.push(record);
+    if (this.down !== undefined) {
+      record.failed = true;
+      return Promise.reject(this.down);
+    }
     const index = this.failures.findIndex((f) => f.op === op && (f.match === undefined || f.match(args)));
     if (index >= 0) {
       const [failure] = this.failures.splice(index, 1);
@@ -317,14 +341,23 @@ export class FakeRuntime implements ContainerRuntime {
     return behaviour.healthy === false ? 'unhealthy' : 'healthy';
   }
 
+  private statusOf(c: FakeContainer): ContainerStatus {
+    if (c.running && c.paused === true) return 'paused';
+    if (c.restarting === true) return 'restarting';
+    if (c.running) return 'running';
+    return c.startedAtMs === null && c.exitCode === null ? 'created' : 'exited';
+  }
+
   private info(c: FakeContainer): ContainerInfo {
     this.settle(c);
+    const status = this.statusOf(c);
     return {
       id: c.id,
       name: c.name,
       image: c.image,
       digest: c.digest,
-      running: c.running,
+      running: status === 'running',
+      status,
       exitCode: c.running ? null : c.exitCode,
       health: this.dockerHealth(c),
       labels: { ...c.labels },

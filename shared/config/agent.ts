@@ -135,8 +135,15 @@ export const agentConfigSchema = z
       })
       .default({ cron: '* * * * *', splayMs: 5_000 }),
     readiness: z
-      .strictObject({ listen: hostPortSchema.default('127.0.0.1:7071') })
-      .default({ listen: '127.0.0.1:7071' }),
+      .strictObject({
+        /** Ignored when systemd passes a listening socket (baton-agent.socket). */
+        listen: hostPortSchema.default('127.0.0.1:7071'),
+        /** A live probe's result answers /ready and the heartbeat for this long; concurrent requests share one probe. */
+        probeCacheMs: durationMs(0, 10_000).default(250),
+        /** The probe's inspect must answer within this long, or the engine counts as unreachable (503). */
+        engineTimeoutMs: durationMs(100, 60_000).default(2_000),
+      })
+      .default({ listen: '127.0.0.1:7071', probeCacheMs: 250, engineTimeoutMs: 2_000 }),
     /** Where the agent keeps its small state file (current update, for crash recovery). */
     stateDir: z.string().min(1).default(defaultAgentStateDir),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -103,6 +103,7 @@ describe('systemd units and the install script', () => {
       'opt/baton/node_modules/better-sqlite3/package.json',
       'opt/baton/systemd/baton-agent.service',
       'etc/systemd/system/baton-agent.service',
+      'etc/systemd/system/baton-agent.socket',
       'etc/systemd/system/baton-coordinator.service',
       'etc/baton/agent.yaml',
       'etc/baton/agent.env',
@@ -182,7 +183,11 @@ describe('systemd units and the install script', () => {
       expect(get('CapabilityBoundingSet')).toEqual(['']);
       expect(get('ReadWritePaths')).toEqual([]);
       expect(get('SupplementaryGroups')).toEqual(part === 'agent' ? ['docker'] : []);
+      expect(get('Sockets')).toEqual(part === 'agent' ? ['baton-agent.socket'] : []);
     }
+    const socket = unitSettings(readFileSync(join(root, 'etc/systemd/system/baton-agent.socket'), 'utf8'));
+    expect(socket.filter(([k]) => k === 'ListenStream').map(([, v]) => v)).toEqual(['7071']);
+    expect(socket.filter(([k]) => k === 'Accept').map(([, v]) => v)).toEqual(['no']);
   });
 
   it('systemd-analyze verify passes on the installed units, without a warning', async () => {
@@ -195,7 +200,13 @@ describe('systemd units and the install script', () => {
     mkdirSync(join(verifyRoot, 'usr/lib/systemd'), { recursive: true });
     cpSync('/usr/lib/systemd/system', join(verifyRoot, 'usr/lib/systemd/system'), { recursive: true, verbatimSymlinks: true });
 
-    const verified = await run('systemd-analyze', ['verify', `--root=${verifyRoot}`, 'baton-agent.service', 'baton-coordinator.service']);
+    const verified = await run('systemd-analyze', [
+      'verify',
+      `--root=${verifyRoot}`,
+      'baton-agent.socket',
+      'baton-agent.service',
+      'baton-coordinator.service',
+    ]);
     expect(verified.stderr).toBe('');
     expect(verified.code).toBe(0);
 
@@ -229,6 +240,7 @@ describe('systemd units and the install script', () => {
     const result = await install('--agent', '--root', agentRoot);
     expect(result.code, result.stderr).toBe(0);
     expect(existsSync(join(agentRoot, 'etc/systemd/system/baton-agent.service'))).toBe(true);
+    expect(existsSync(join(agentRoot, 'etc/systemd/system/baton-agent.socket'))).toBe(true);
     expect(existsSync(join(agentRoot, 'etc/systemd/system/baton-coordinator.service'))).toBe(false);
     expect(readdirSync(join(agentRoot, 'etc/baton')).sort()).toEqual(['agent.env', 'agent.yaml']);
     const bad = await install('--root', agentRoot, '--everything');
@@ -246,6 +258,7 @@ describe('systemd units and the install script', () => {
       'usr/local/bin/baton',
       'usr/lib/sysusers.d/baton.conf',
       'etc/systemd/system/baton-agent.service',
+      'etc/systemd/system/baton-agent.socket',
       'etc/systemd/system/baton-coordinator.service',
     ]) {
       expect(existsSync(join(root, gone)) || lstatExists(join(root, gone)), gone).toBe(false);
