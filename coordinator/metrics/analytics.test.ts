@@ -57,6 +57,42 @@ function update(log: FakeLog, at: number, node: string, digest: string, ms: numb
 }
 
 describe('FleetAnalytics', () => {
+  it('counts each push of a digest as its own rollout, and times fleet rollbacks: baton rollback and a push back to a completed digest', async () => {
+    const log = new FakeLog();
+    const clock = new ManualClock(T0);
+    const analytics = new FleetAnalytics(log, clock);
+    await analytics.ready;
+    const measured: Measurement[] = [];
+    analytics.onMeasurement((m) => measured.push(m));
+    log.commit(T0, 'rollout-opened', { digest: d(1), reason: 'push' });
+    log.commit(T0 + MIN, 'rollout-completed', { digest: d(1) });
+    log.commit(T0 + 2 * MIN, 'rollout-superseded', { digest: d(1) });
+    log.commit(T0 + 2 * MIN, 'rollout-opened', { digest: d(2), reason: 'push' });
+    log.commit(T0 + 3 * MIN, 'rollout-completed', { digest: d(2) });
+    // The tag pointed back at d(1): a rollback by push, two minutes to converge.
+    log.commit(T0 + 4 * MIN, 'rollout-superseded', { digest: d(2) });
+    log.commit(T0 + 4 * MIN, 'rollout-opened', { digest: d(1), reason: 'push' });
+    log.commit(T0 + 5 * MIN, 'rollout-opened', { digest: d(1), reason: 'reopened' });
+    log.commit(T0 + 6 * MIN, 'rollout-completed', { digest: d(1) });
+    // baton rollback to d(2): one minute.
+    log.commit(T0 + 7 * MIN, 'rollout-superseded', { digest: d(1) });
+    log.commit(T0 + 7 * MIN, 'rollout-opened', { digest: d(2), reason: 'rollback' });
+    log.commit(T0 + 8 * MIN, 'rollout-completed', { digest: d(2) });
+    // A retry is not a rollback.
+    log.commit(T0 + 9 * MIN, 'rollout-opened', { digest: d(3), reason: 'push' });
+    log.commit(T0 + 9 * MIN, 'halt', { digest: d(3) });
+    log.commit(T0 + 10 * MIN, 'rollout-opened', { digest: d(3), reason: 'retry' });
+    log.commit(T0 + 11 * MIN, 'rollout-completed', { digest: d(3) });
+    const figures = analytics.figures(T0 + 12 * MIN);
+    expect(figures.rollouts).toMatchObject({ succeeded: 5, failed: 1, open: 0 });
+    expect(figures.fleetRollback).toEqual({ count: 2, lastMs: MIN, medianMs: 1.5 * MIN, maxMs: 2 * MIN });
+    expect(measured.filter((m) => m.kind === 'fleet-rolled-back')).toEqual([
+      { kind: 'fleet-rolled-back', group: 'web', durationMs: 2 * MIN },
+      { kind: 'fleet-rolled-back', group: 'web', durationMs: MIN },
+    ]);
+    analytics.stop();
+  });
+
   it('counts rollouts by how they ended; a completed one stays a success when superseded', async () => {
     const log = new FakeLog();
     log.add(T0, 'rollout-opened', { digest: d(1) });

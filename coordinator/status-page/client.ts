@@ -7,13 +7,15 @@
  * Stable selectors for browser tests (keep them when changing the page):
  * - page: `connection` (data-state live|connecting|down), `updated`, `sign-out`, `toast`,
  *   body[data-loaded="true"] after the first snapshot, body[data-admin].
- * - figures: `figure-success-rate`, `figure-rollback-time`, `figure-updates-per-hour`,
- *   `figure-fleet`, each with a `<id>-value` child.
+ * - figures: `figure-success-rate`, `figure-rollback-time`, `figure-fleet-rollback-time`,
+ *   `figure-updates-per-hour`, `figure-fleet`, each with a `<id>-value` child.
  * - groups: `group` [data-group, data-state none|in-progress|completed|halted|paused|aborted]
- *   holding `group-name`, `rollout-state`, `group-tag`, `group-digest`, `progress`
+ *   holding `group-name`, `rollout-state`, `rollout-seq` [data-seq], `rollout-cause`
+ *   [data-cause push|rollback|retry], `group-tag`, `group-digest`, `progress`
  *   [data-on-target, data-total, data-updating], `progress-label`, `halt` > `halt-node`,
  *   `halt-reason`, `leases` > `lease` [data-node-id] > `lease-node`, `lease-step`,
- *   `lease-time-left`; with the admin token `admin-actions` > `pause` | `resume`, `abort`.
+ *   `lease-time-left`; with the admin token `admin-actions` > `pause` | `resume`, `abort`,
+ *   `rollback` (abort and rollback ask for a second click), `retry` (halted, aborted, rolled back).
  * - nodes: `node-row` [data-node-id, data-group] > `node-id`, `node-group`, `node-host`,
  *   `node-digest` [data-on-target], `node-health`, `node-heartbeat`, `node-step`; after a node's
  *   row, `node-config-problem` [data-node-id, data-group] while its agent runs on its last known
@@ -130,6 +132,10 @@ export const clientScript = String.raw`
     var rbValue = rb.medianMs === null ? '—' : duration(rb.medianMs);
     var rbDetail = rb.count === 0 ? 'no rollback so far'
       : 'median of ' + rb.count + ' · last ' + duration(rb.lastMs) + ' · max ' + duration(rb.maxMs);
+    var fr = f.fleetRollback;
+    var frValue = fr.medianMs === null ? '—' : duration(fr.medianMs);
+    var frDetail = fr.count === 0 ? 'no fleet rollback so far'
+      : 'median of ' + fr.count + ' · last ' + duration(fr.lastMs) + ' · max ' + duration(fr.maxMs);
     var u = f.updates;
     var perHour = u.perHourWhileRolling === null ? '—' : String(u.perHourWhileRolling >= 10 ? Math.round(u.perHourWhileRolling) : Math.round(u.perHourWhileRolling * 10) / 10);
     var uDetail = 'while rolling out · ' + u.lastHour + ' in the last hour, ' + u.last24h + ' in 24 h';
@@ -141,6 +147,7 @@ export const clientScript = String.raw`
     byId('figures').replaceChildren(
       figureTile('figure-success-rate', 'Rollout success rate', rate, rateDetail),
       figureTile('figure-rollback-time', 'Time to roll back', rbValue, rbDetail),
+      figureTile('figure-fleet-rollback-time', 'Time to roll the fleet back', frValue, frDetail),
       figureTile('figure-updates-per-hour', 'Nodes updated per hour', perHour, uDetail),
       figureTile('figure-fleet', 'Healthy nodes', healthy + ' / ' + nodes, fleetDetail));
   }
@@ -176,17 +183,25 @@ export const clientScript = String.raw`
     return button;
   }
 
+  function isArmed(group, action) {
+    return (confirming.get(group + '\u0000' + action) || 0) > Date.now();
+  }
+
+  function confirmedButton(group, action, label, armedLabel) {
+    var armed = isArmed(group, action);
+    return actionButton(group, action, armed ? armedLabel : label, armed ? 'btn-danger armed' : 'btn-quiet');
+  }
+
   function adminBar(group) {
     var rollout = group.rollout;
     var open = rollout && (rollout.state === 'in-progress' || rollout.state === 'paused');
+    var retryable = rollout && (rollout.state === 'halted' || rollout.state === 'aborted' || rollout.rolledBackFrom !== null);
     var bar = el('div', { className: 'actions', 'data-testid': 'admin-actions' });
     if (group.paused) bar.appendChild(actionButton(group.name, 'resume', 'Resume'));
     else bar.appendChild(actionButton(group.name, 'pause', 'Pause'));
-    if (open) {
-      var until = confirming.get(group.name) || 0;
-      var armed = until > Date.now();
-      bar.appendChild(actionButton(group.name, 'abort', armed ? 'Click again to abort' : 'Abort', armed ? 'btn-danger armed' : 'btn-quiet'));
-    }
+    if (open) bar.appendChild(confirmedButton(group.name, 'abort', 'Abort', 'Click again to abort'));
+    if (rollout) bar.appendChild(confirmedButton(group.name, 'rollback', 'Roll back', 'Click again to roll back'));
+    if (retryable) bar.appendChild(actionButton(group.name, 'retry', 'Retry'));
     return bar;
   }
 
@@ -220,8 +235,13 @@ export const clientScript = String.raw`
 
     if (rollout) {
       var name = imageName(rollout.image);
+      var cause = rollout.cause === 'rollback'
+        ? 'rollback' + (rollout.rolledBackFrom ? ' from ' + shortDigest(rollout.rolledBackFrom) : '')
+        : rollout.cause === 'retry' ? 'retry' : 'push';
       card.appendChild(el('div', { className: 'target' },
-        el('span', { className: 'muted', text: 'Target ' }),
+        el('span', { className: 'muted', 'data-testid': 'rollout-seq', 'data-seq': rollout.seq, text: 'Rollout ' + rollout.seq + ' ' }),
+        el('span', { className: 'chip', 'data-testid': 'rollout-cause', 'data-cause': rollout.cause, text: cause }),
+        el('span', { className: 'muted', text: ' · target ' }),
         name ? el('span', { className: 'image-tag', 'data-testid': 'group-tag', text: name }) : null,
         el('code', { className: 'digest', 'data-testid': 'group-digest', title: rollout.targetDigest, text: shortDigest(rollout.targetDigest) })));
       var p = rollout.progress;
@@ -235,10 +255,10 @@ export const clientScript = String.raw`
           el('div', { className: 'alert-title' }, 'Halted by ',
             el('strong', { 'data-testid': 'halt-node', text: rollout.haltedByNodeId || 'unknown node' })),
           el('div', { className: 'alert-reason', 'data-testid': 'halt-reason', text: rollout.haltReason || 'no reason given' }),
-          el('div', { className: 'muted small', text: 'The node rolled back. Push a fixed image to roll forward.' })));
+          el('div', { className: 'muted small', text: 'The node rolled back. Push a fixed image to roll forward, or Retry after a fix elsewhere.' })));
       }
       if (rollout.state === 'aborted') {
-        card.appendChild(el('div', { className: 'note', text: 'Aborted by an operator. Push a new image to roll out again.' }));
+        card.appendChild(el('div', { className: 'note', text: 'Aborted by an operator. Push a new image, or Retry, to roll out again.' }));
       }
     } else {
       card.appendChild(el('div', { className: 'muted target', text: 'No rollout yet: every node runs what it started with.' }));
@@ -410,8 +430,8 @@ export const clientScript = String.raw`
     document.querySelectorAll('[data-at]').forEach(function (node) {
       node.textContent = ago(Number(node.getAttribute('data-at')));
     });
-    confirming.forEach(function (until, group) {
-      if (until <= Date.now()) { confirming.delete(group); if (model.status) renderGroups(); }
+    confirming.forEach(function (until, key) {
+      if (until <= Date.now()) { confirming.delete(key); if (model.status) renderGroups(); }
     });
   }
 
@@ -463,10 +483,10 @@ export const clientScript = String.raw`
   }
 
   function onAction(group, action) {
-    if (action === 'abort') {
-      var until = confirming.get(group) || 0;
-      if (until <= Date.now()) { confirming.set(group, Date.now() + 4000); renderGroups(); return; }
-      confirming.delete(group);
+    if (action === 'abort' || action === 'rollback') {
+      var confirmKey = group + '\u0000' + action;
+      if (!isArmed(group, action)) { confirming.set(confirmKey, Date.now() + 4000); renderGroups(); return; }
+      confirming.delete(confirmKey);
     }
     var key = group + '\u0000' + action;
     busy.add(key);
