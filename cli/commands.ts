@@ -173,10 +173,10 @@ export async function runOperatorCommand(
         if (asJson) io.out(json(answer));
         else {
           const verb = { pause: 'paused', resume: 'resumed', abort: 'aborted', rollback: 'rolling back', retry: 'retrying' }[command];
-          const target = answer.targetDigest === null ? '' : ` to ${shortDigest(answer.targetDigest)}`;
+          const which = answer.targetDigest === null ? '' : ` (#${answer.rolloutSeq}, ${shortDigest(answer.targetDigest)})`;
           io.out(
             `${answer.group}: ${verb}; group ${answer.paused ? 'is paused' : 'is not paused'}, ` +
-              `rollout ${answer.rolloutSeq}${target} ${answer.rolloutState ?? 'none'}\n`,
+              `rollout ${answer.rolloutState ?? 'none'}${which}\n`,
           );
         }
         return CliExit.ok;

@@ -178,6 +178,22 @@ describe('baton operator CLI (built, against a real coordinator)', () => {
     expect(again.stderr).toMatch(/^baton abort: nothing to abort in group web.*\(409 conflict\)\n$/);
   });
 
+  it('retry opens a new rollout of the aborted digest; rollback with no earlier completed digest is 65', async () => {
+    const retried = await runCli(['retry', 'web', '--reason', 'fixed the config'], admin);
+    expect(retried.stderr).toBe('');
+    expect(retried.code).toBe(0);
+    expect(retried.stdout).toMatch(/^web: retrying; group is not paused, rollout in-progress \(#2, sha256:[0-9a-f]+\)\n$/);
+    const status = statusResponseSchema.parse(JSON.parse((await runCli(['status', '--json'], admin)).stdout));
+    expect(status.groups.find((group) => group.name === 'web')?.rollout).toMatchObject({ seq: 2, cause: 'retry', targetDigest: v2 });
+
+    const rollback = await runCli(['rollback', 'web'], admin);
+    expect(rollback.code).toBe(65);
+    expect(rollback.stderr).toMatch(/^baton rollback: nothing to roll back to in group web.*\(409 conflict\)\n$/);
+    const again = await runCli(['retry', 'web'], admin);
+    expect(again.code).toBe(65);
+    expect(again.stderr).toContain('nothing to retry in group web');
+  });
+
   it('an unknown group is a data error (65) with the coordinator message', async () => {
     const result = await runCli(['pause', 'no-such-group'], admin);
     expect(result.code).toBe(65);
