@@ -547,12 +547,14 @@ describe('Agent: readiness and heartbeat tell the truth', () => {
     await w.run(300); // past the probe cache
     expect(await w.readiness.check('web')).toEqual({ ready: false, reason: 'container-paused' });
     await w.until(() => w.coordinator.heartbeats().at(-1)?.health === 'unhealthy', 15_000);
+    expect(w.coordinator.heartbeats().at(-1)?.healthReason).toBe('container-paused');
     await w.run(5_000); // monitor checks meanwhile
     expect(w.runtime.mutations()).toEqual([]);
     w.runtime.setPaused('web', false);
     await w.run(300);
     expect(await w.readiness.check('web')).toEqual({ ready: true, reason: undefined });
     await w.until(() => w.coordinator.heartbeats().at(-1)?.health === 'healthy', 15_000);
+    expect(w.coordinator.heartbeats().at(-1)?.healthReason).toBeUndefined();
     await w.stop();
   });
 
@@ -564,6 +566,7 @@ describe('Agent: readiness and heartbeat tell the truth', () => {
     const beats = w.coordinator.heartbeats().length;
     await w.until(() => w.coordinator.heartbeats().length > beats, 15_000);
     expect(w.coordinator.heartbeats().slice(beats).map((b) => b.health)).not.toContain('healthy');
+    expect(w.coordinator.heartbeats().at(-1)).toMatchObject({ health: 'unhealthy', healthReason: 'engine-unreachable' });
     w.runtime.down = undefined;
     await w.stop();
   });

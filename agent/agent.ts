@@ -1,4 +1,4 @@
-import type { NodeHealth, RefusalReason, UpdateStep } from '../shared/api/v1.js';
+import type { HealthReason, NodeHealth, RefusalReason, UpdateStep } from '../shared/api/v1.js';
 import { backoffDelayMs, withJitterMs } from '../shared/backoff.js';
 import type { Clock } from '../shared/clock.js';
 import type { AgentConfig, ServiceConfig } from '../shared/config/agent.js';
@@ -447,7 +447,7 @@ class ServiceWorker {
         host: this.deps.config.host,
         image: this.service.image,
         currentDigest: this.runningDigest,
-        health: await this.healthForHeartbeat(),
+        ...(await this.healthForHeartbeat()),
         step,
         agentVersion: this.deps.agentVersion,
         ...(this.deps.configProblem !== undefined ? { configProblem: this.deps.configProblem } : {}),
@@ -483,15 +483,15 @@ class ServiceWorker {
     this.rollbackPin = pin;
   }
 
-  /** The readiness endpoint's answer now (a probe at most probeCacheMs old), in the coordinator's terms. */
-  private async healthForHeartbeat(): Promise<NodeHealth> {
+  /** The readiness endpoint's answer now (a probe at most probeCacheMs old), in the coordinator's terms, and why. */
+  private async healthForHeartbeat(): Promise<{ health: NodeHealth; healthReason?: HealthReason }> {
     let answer: ReadinessAnswer;
     try {
       answer = await this.deps.readiness.check(this.name);
     } catch {
-      return 'unknown';
+      return { health: 'unknown' };
     }
-    return nodeHealthOf(answer);
+    return answer.ready ? { health: 'healthy' } : { health: nodeHealthOf(answer), healthReason: answer.reason };
   }
 
   /** Reports a change at once: wakes the heartbeat loop, or makes it beat again right after the beat in flight. */

@@ -341,7 +341,7 @@ export function renderNodes(nodes: StatusResponse['groups'][number]['nodes'], no
       node.nodeId,
       node.group,
       node.host,
-      node.health,
+      node.healthReason === null ? node.health : `${node.health}: ${node.healthReason}`,
       node.step,
       shortDigest(node.currentDigest),
       node.agentVersion,

@@ -88,6 +88,8 @@ export class CoordinatorService {
   private readonly unsavedHeartbeats = new Map<string, NodeRecord>();
   /** What each node's last heartbeat said is wrong with its config file: soft state, never stored. */
   private readonly configProblems = new Map<string, string>();
+  /** Why each node's service is not healthy, as its last heartbeat said: soft state, resent with every beat. */
+  private readonly healthReasons = new Map<string, string>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly recentEventCount: number;
   private readonly eventListeners = new Set<(events: BatonEvent[]) => void>();
@@ -128,6 +130,9 @@ export class CoordinatorService {
       const decision = decideHeartbeat(state, nodeId, body, nowMs, pollNow, this.options.config.heartbeatIntervalMs);
       await this.commit(state, decision.changes);
       this.noteConfigProblem(body.group, nodeId, body.configProblem ?? null);
+      const key = heartbeatKey(body.group, nodeId);
+      if (body.healthReason === undefined || body.healthReason === null || body.health === 'healthy') this.healthReasons.delete(key);
+      else this.healthReasons.set(key, body.healthReason);
       return decision.result;
     });
   }
@@ -194,6 +199,7 @@ export class CoordinatorService {
         await this.commit(state, decision.changes);
         this.unsavedHeartbeats.delete(heartbeatKey(name, nodeId));
         this.configProblems.delete(heartbeatKey(name, nodeId));
+        this.healthReasons.delete(heartbeatKey(name, nodeId));
       });
     }
     return { nodeId, groups };
@@ -277,6 +283,7 @@ export class CoordinatorService {
           lastHeartbeatMs: node.lastHeartbeatMs,
           silent: isSilent(node, policy, nowMs),
           configProblem: this.configProblems.get(heartbeatKey(node.group, node.nodeId)) ?? null,
+          healthReason: this.healthReasons.get(heartbeatKey(node.group, node.nodeId)) ?? null,
         })),
       leases: [...state.activeLeases.values()].map((lease) => ({
         leaseId: lease.leaseId,

@@ -17,7 +17,7 @@
  *   `lease-time-left`; with the admin token `admin-actions` > `pause` | `resume`, `abort`,
  *   `rollback` (abort and rollback ask for a second click), `retry` (halted, aborted, rolled back).
  * - nodes: `node-row` [data-node-id, data-group] > `node-id`, `node-group`, `node-host`,
- *   `node-digest` [data-on-target], `node-health`, `node-heartbeat`, `node-step`; after a node's
+ *   `node-digest` [data-on-target], `node-health` [data-reason], `node-heartbeat`, `node-step`; after a node's
  *   row, `node-config-problem` [data-node-id, data-group] while its agent runs on its last known
  *   good config.
  * - events: `events` > `event` [data-seq, data-type] > `event-text`; `show-renewals`,
@@ -317,7 +317,8 @@ export const clientScript = String.raw`
             el('code', { className: 'digest', title: n.currentDigest || '', text: shortDigest(n.currentDigest) }),
             target ? el('span', { className: 'chip ' + (onTarget ? 'chip-ok' : 'chip-muted'), text: onTarget ? 'target' : 'previous' }) : null),
           el('td', { 'data-testid': 'node-health' },
-            el('span', { className: 'health health-' + (n.silent ? 'bad' : HEALTH_CLASS[n.health] || 'off'), 'data-health': healthKey, text: n.silent ? 'silent (' + n.health + ')' : n.health })),
+            el('span', { className: 'health health-' + (n.silent ? 'bad' : HEALTH_CLASS[n.health] || 'off'), 'data-health': healthKey, 'data-reason': n.healthReason || '',
+              text: n.silent ? 'silent (' + n.health + ')' : n.health + (n.healthReason ? ': ' + n.healthReason : '') })),
           el('td', { 'data-testid': 'node-heartbeat', className: 'muted', 'data-at': n.lastHeartbeatMs, text: ago(n.lastHeartbeatMs) }),
           el('td', { 'data-testid': 'node-step' }, el('span', { className: 'chip' + (n.step === 'idle' ? ' chip-muted' : ''), text: n.step }))));
         // The agent runs on its last known good config: its config file is invalid (soft state from its heartbeat).

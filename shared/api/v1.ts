@@ -25,7 +25,23 @@ export type Digest = z.infer<typeof digestSchema>;
 export const nodeHealthSchema = z.enum(['healthy', 'unhealthy', 'starting', 'draining', 'stopped', 'unknown']);
 export type NodeHealth = z.infer<typeof nodeHealthSchema>;
 
-/** The agent's update steps, named as in DESIGN.md; `idle` when no update is in flight. */
+/**
+ * Why a service is not in service, as its readiness endpoint answers it (body of the 503) and the
+ * heartbeat reports it: the update flow drains it, or the live probe failed.
+ */
+export const healthReasonSchema = z.enum([
+  'draining',
+  'engine-unreachable',
+  'container-missing',
+  'container-stopped',
+  'container-paused',
+  'container-restarting',
+  'check-failed',
+  'starting',
+]);
+export type HealthReason = z.infer<typeof healthReasonSchema>;
+
+/** The agent's update steps; `idle` when no update is in flight. */
 export const updateStepSchema = z.enum([
   'idle',
   'poll',
@@ -94,6 +110,8 @@ export const heartbeatRequestSchema = z.strictObject({
    * fields, still take the heartbeats of agents whose config is fine).
    */
   configProblem: z.string().min(1).max(configProblemMaxLength).regex(printable, 'must not contain control characters').nullable().optional(),
+  /** Why the service is not healthy, when it is not (left out when healthy, for older coordinators). */
+  healthReason: healthReasonSchema.nullable().optional(),
 });
 export type HeartbeatRequest = z.input<typeof heartbeatRequestSchema>;
 
@@ -290,6 +308,8 @@ export const statusNodeSchema = z.object({
   silent: z.boolean(),
   /** The agent's last heartbeat said it runs on its last known good config: why (kept in memory only). */
   configProblem: z.string().nullable().default(null),
+  /** Why the node's service is not healthy, as its last heartbeat said (kept in memory only). */
+  healthReason: z.string().nullable().default(null),
 });
 
 export const statusLeaseSchema = z.object({

@@ -74,3 +74,41 @@ describe('a node\'s config problem (soft state)', () => {
     expect(heartbeatRequestSchema.safeParse({ ...beat(), configProblem: 'x'.repeat(1_000) }).success).toBe(true);
   });
 });
+
+describe('why a node is not healthy (soft state)', () => {
+  let dir: string;
+  let store: Store;
+  let service: CoordinatorService;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'baton-health-reason-'));
+    store = openSqliteStore(join(dir, 'baton.db'), { logger: silentLogger() });
+    const config = coordinatorConfigSchema.parse({ listen: '127.0.0.1:0', dataFile: join(dir, 'baton.db') });
+    service = new CoordinatorService({ config, store, clock: new ManualClock(1_000), logger: silentLogger(), newId: () => 'id' });
+    await service.start();
+  });
+  afterEach(async () => {
+    await service.stop();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const nodeOf = async (nodeId: string) => (await service.status()).groups.flatMap((g) => g.nodes).find((n) => n.nodeId === nodeId);
+
+  it('shows the reason of the last unhealthy heartbeat, and none once healthy', async () => {
+    const beatWith = (health: string, healthReason?: string) =>
+      heartbeatRequestSchema.parse({ ...beat(), health, ...(healthReason === undefined ? {} : { healthReason }) });
+    await service.heartbeat('web-1', beatWith('unhealthy', 'container-paused'));
+    expect(await nodeOf('web-1')).toMatchObject({ health: 'unhealthy', healthReason: 'container-paused' });
+    await service.heartbeat('web-1', beatWith('unhealthy', 'engine-unreachable'));
+    expect((await nodeOf('web-1'))?.healthReason).toBe('engine-unreachable');
+    await service.heartbeat('web-1', beatWith('healthy'));
+    expect(await nodeOf('web-1')).toMatchObject({ health: 'healthy', healthReason: null });
+  });
+
+  it('refuses a reason it does not know, naming the field', () => {
+    const parsed = heartbeatRequestSchema.safeParse({ ...beat(), health: 'unhealthy', healthReason: 'bored' });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues[0]?.path).toEqual(['healthReason']);
+  });
+});
