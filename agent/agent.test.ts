@@ -36,6 +36,8 @@ interface WorldOptions {
   noContainer?: boolean;
   /** What the coordinator's heartbeat answers ask for (the fake's default otherwise). */
   heartbeatIntervalMs?: number;
+  /** The service's pruneImages (default true). */
+  pruneImages?: boolean;
 }
 
 function world(options: WorldOptions = {}) {
@@ -71,6 +73,7 @@ function world(options: WorldOptions = {}) {
         },
         drainSeconds: 2,
         readmitSeconds: 1,
+        ...(options.pruneImages === undefined ? {} : { pruneImages: options.pruneImages }),
       },
     ],
   });
@@ -301,6 +304,24 @@ describe('Agent: rollouts by push', () => {
     expect(w.web()?.digest).toBe(NEW_DIGEST);
     expect(w.acquires()[1]?.body).toMatchObject({ observedAfterSeq: 2 });
     await w.stop();
+  });
+});
+
+describe('Agent: images', () => {
+  it('after each update keeps only the image it runs and the one before; with pruneImages off, every image', async () => {
+    for (const prune of [true, false]) {
+      const w = world({ pruneImages: prune });
+      await w.start();
+      w.runtime.addImage(byDigest(THIRD_DIGEST)); // pulled by hand, say
+      for (const [index, digest] of [NEW_DIGEST, THIRD_DIGEST, OLD_DIGEST].entries()) {
+        w.registry.push(IMAGE, digest);
+        await w.until(() => w.logged('update finished').length === index + 1);
+      }
+      expect(w.web()?.digest).toBe(OLD_DIGEST);
+      const all = [OLD_DIGEST, NEW_DIGEST, THIRD_DIGEST].map(byDigest).sort();
+      expect(w.runtime.imageList(), `pruneImages ${prune}`).toEqual(prune ? [byDigest(OLD_DIGEST), byDigest(THIRD_DIGEST)].sort() : all);
+      await w.stop();
+    }
   });
 });
 

@@ -351,6 +351,7 @@ class ServiceWorker {
       const result = await runUpdate(this.updateDeps(), this.service, { digest, imageByDigest, observedAfterSeq }, signal);
       this.metrics.updateFinished(this.name, result.outcome, result.durationMs);
       if (result.runningDigest !== null) this.runningDigest = result.runningDigest;
+      if (result.outcome === 'updated' && this.service.pruneImages) await this.pruneImages(digest, result.previousDigest);
       this.logger.info(
         { outcome: result.outcome, reason: result.reason, digest, release: result.release, durationMs: result.durationMs },
         'update finished',
@@ -371,6 +372,17 @@ class ServiceWorker {
       this.step = 'idle';
       this.failedChecks = 0;
       this.heartbeatNow();
+    }
+  }
+
+  /** Keeps the image this service runs and the one it ran before; an error here never fails the update. */
+  private async pruneImages(runningDigest: string, previousDigest: string | null): Promise<void> {
+    const ref = parseImageReference(this.service.image);
+    const keep = [runningDigest, ...(previousDigest === null ? [] : [previousDigest])].map((d) => formatByDigest(ref, d));
+    try {
+      await this.deps.runtime.pruneImages(keep);
+    } catch (error) {
+      this.logger.warn({ err: error, keep }, 'could not remove old images; will try again after the next update');
     }
   }
 

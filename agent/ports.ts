@@ -108,6 +108,12 @@ export interface ContainerRuntime {
   stop(name: string, timeoutSeconds: number): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   remove(name: string): Promise<void>;
+  /**
+   * Removes the images of the repository of `keep` (`repo@sha256:...` references, one repository)
+   * other than those: images a container still uses, or that carry a tag, are left. Returns the
+   * references removed.
+   */
+  pruneImages(keep: string[]): Promise<string[]>;
 }
 
 // ---- Coordinator (agent/coordinator)

@@ -10,7 +10,8 @@ export type DockerOperation =
   | 'start'
   | 'stop'
   | 'rename'
-  | 'remove';
+  | 'remove'
+  | 'pruneImages';
 
 /** Base of every error the Docker runtime raises. */
 export class DockerRuntimeError extends BatonError {

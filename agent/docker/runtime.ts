@@ -351,6 +351,43 @@ export class DockerRuntime implements ContainerRuntime {
     this.log.info({ container: name }, 'removed container');
   }
 
+  async pruneImages(keep: string[]): Promise<string[]> {
+    const kept = keep.map((reference) => {
+      const parsed = parseDigestReference(reference);
+      if (parsed === undefined) throw new InvalidImageReferenceError('pruneImages', reference);
+      return parsed;
+    });
+    const repository = kept[0]?.repository;
+    if (repository === undefined || kept.some((k) => k.repository !== repository)) {
+      throw new InvalidImageReferenceError('pruneImages', keep.join(', ') || '(none)');
+    }
+    const keptDigests = new Set(kept.map((k) => k.digest));
+    const removed: string[] = [];
+    await this.call('pruneImages', repository, async (abortSignal) => {
+      const images = await this.docker.listImages({ abortSignal });
+      for (const image of images) {
+        const ours = (image.RepoDigests ?? []).flatMap((text) => {
+          const parsed = parseDigestReference(text);
+          return parsed !== undefined && sameRepository(parsed.repository, repository) ? [parsed] : [];
+        });
+        if (ours.length === 0 || ours.some((ref) => keptDigests.has(ref.digest))) continue;
+        // Tagged by someone (a `docker pull app:1`): not Baton's to remove.
+        if ((image.RepoTags ?? []).some((tag) => tag !== '<none>:<none>')) continue;
+        try {
+          await this.docker.getImage(image.Id).remove({ abortSignal });
+          removed.push(`${repository}@${ours[0]?.digest ?? image.Id}`);
+        } catch (error) {
+          const engineError = asEngineError(error);
+          // 409: a container (another service's, or a stopped one) still uses it; 404: gone already.
+          if (engineError.statusCode === 409 || engineError.statusCode === 404) continue;
+          throw error;
+        }
+      }
+    });
+    if (removed.length > 0) this.log.info({ images: removed }, 'removed images no longer needed');
+    return removed;
+  }
+
   // ---- helpers
 
   private async waitUntilGone(id: string, abortSignal: AbortSignal): Promise<void> {
@@ -489,4 +526,9 @@ function readJsonLines<T>(stream: NodeJS.ReadableStream): Promise<T[]> {
 
 export function createDockerRuntime(options: DockerRuntimeOptions): ContainerRuntime {
   return new DockerRuntime(options);
+}
+
+/** Docker answers Docker Hub images by their short name (`nginx`, `user/app`); Baton writes them in full. */
+function sameRepository(fromEngine: string, ours: string): boolean {
+  return fromEngine === ours || `docker.io/${fromEngine.includes('/') ? '' : 'library/'}${fromEngine}` === ours;
 }

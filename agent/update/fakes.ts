@@ -73,7 +73,17 @@ export interface RuntimeSnapshot {
   nextId: number;
 }
 
-export type RuntimeOp = 'inspect' | 'listForService' | 'pull' | 'hasImage' | 'create' | 'start' | 'stop' | 'rename' | 'remove';
+export type RuntimeOp =
+  | 'inspect'
+  | 'listForService'
+  | 'pull'
+  | 'hasImage'
+  | 'create'
+  | 'start'
+  | 'stop'
+  | 'rename'
+  | 'remove'
+  | 'pruneImages';
 
 export interface RuntimeCall {
   op: RuntimeOp;
@@ -221,6 +231,23 @@ export class FakeRuntime implements ContainerRuntime {
 
   hasImage(imageByDigest: string): Promise<boolean> {
     return this.call('hasImage', [imageByDigest], () => this.images.has(imageByDigest));
+  }
+
+  /** Images now in the engine (`repo@digest`). */
+  imageList(): string[] {
+    return [...this.images].sort();
+  }
+
+  pruneImages(keep: string[]): Promise<string[]> {
+    return this.call('pruneImages', keep, () => {
+      const repository = keep[0]?.split('@')[0];
+      const used = new Set([...this.containers.values()].map((c) => c.image));
+      const removed = [...this.images].filter(
+        (image) => image.split('@')[0] === repository && !keep.includes(image) && !used.has(image),
+      );
+      for (const image of removed) this.images.delete(image);
+      return removed;
+    });
   }
 
   create(spec: ContainerSpec, service: string, imageByDigest: string, digest: string): Promise<ContainerInfo> {

@@ -87,6 +87,12 @@ export const serviceSchema = z.strictObject({
   readmitSeconds: z.number().min(0).max(3_600).default(5),
   /** Pull the new image before taking a lease, while the old container still serves. */
   prePull: z.boolean().default(true),
+  /**
+   * After a successful update, remove this service's other images (same repository, not tagged,
+   * not used by a container), keeping the one it runs and the one it ran before: a rollback then
+   * needs no pull, and the disk does not fill with one image per release.
+   */
+  pruneImages: z.boolean().default(true),
   hooks: z
     .strictObject({
       preDrain: hookSchema.optional(),

@@ -313,4 +313,30 @@ describe('DockerRuntime on a real engine', () => {
     await runtime.stop('bad', 2);
     await runtime.remove('bad');
   });
+
+  it('prunes a repository\'s images but the kept ones, those a container uses, and tagged ones', async () => {
+    for (const digest of [images.v1, images.v2, images.bad]) await runtime.pull(ref(digest));
+    // Containers of earlier tests may use these images: this test decides which are used.
+    const removeContainersOf = async (digest: string): Promise<void> => {
+      const imageId = (await docker.getImage(ref(digest)).inspect()).Id;
+      for (const container of await docker.listContainers({ all: true })) {
+        if (container.ImageID === imageId) await docker.getContainer(container.Id).remove({ force: true });
+      }
+    };
+    await removeContainersOf(images.bad);
+    await runtime.create(spec({ name: 'prune-holder' }), 'prune-svc', ref(images.v2), images.v2); // created, never started
+
+    expect(await runtime.pruneImages([ref(images.v1)])).toEqual([ref(images.bad)]);
+    expect(await runtime.hasImage(ref(images.v1))).toBe(true);
+    expect(await runtime.hasImage(ref(images.v2))).toBe(true); // its container holds it
+    expect(await runtime.hasImage(ref(images.bad))).toBe(false);
+
+    await removeContainersOf(images.v1);
+    await docker.getImage(ref(images.v1)).tag({ repo: 'someone/else', tag: 'pinned' });
+    expect(await runtime.pruneImages([ref(images.v2)])).toEqual([]); // v1 is tagged by someone: left
+    await docker.getImage('someone/else:pinned').remove();
+    expect(await runtime.pruneImages([ref(images.v2)])).toEqual([ref(images.v1)]);
+    await runtime.remove('prune-holder');
+    await expect(runtime.pruneImages([`${registry.host}/testapp:v1`])).rejects.toBeInstanceOf(InvalidImageReferenceError);
+  });
 });
