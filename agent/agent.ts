@@ -241,7 +241,7 @@ class ServiceWorker {
     // A container that is not there yet is held out until it has passed its checks (below), as after an update.
     this.deps.readiness.setHealthy(this.name, false);
     try {
-      const digest = knownDigest ?? (await this.deps.registry.resolve(this.service.image)).digest;
+      const digest = knownDigest ?? this.digestToRun((await this.deps.registry.resolve(this.service.image)).digest);
       const imageByDigest = formatByDigest(parseImageReference(this.service.image), digest);
       if (!(await this.deps.runtime.hasImage(imageByDigest))) await this.deps.runtime.pull(imageByDigest);
       // A container half made by an earlier attempt (created, never started) is replaced.
@@ -322,9 +322,14 @@ class ServiceWorker {
     }
   }
 
-  private async compareAndUpdate(tagDigest: string, observedAfterSeq: number, signal: AbortSignal): Promise<void> {
+  /** The tag's digest, or the rollback's target while the group is rolled back from it. */
+  private digestToRun(tagDigest: string): string {
     const pin = this.rollbackPin;
-    const digest = pin !== undefined && pin.from === tagDigest ? pin.to : tagDigest;
+    return pin !== undefined && pin.from === tagDigest ? pin.to : tagDigest;
+  }
+
+  private async compareAndUpdate(tagDigest: string, observedAfterSeq: number, signal: AbortSignal): Promise<void> {
+    const digest = this.digestToRun(tagDigest);
     const current = await this.deps.runtime.inspect(this.name);
     this.containerRunning = current?.running ?? false;
     // Gone: the monitor re-creates it from the digest it ran (kept in runningDigest), never from the tag.
