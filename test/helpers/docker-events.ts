@@ -12,7 +12,7 @@
  * The node is UP while at least one of its app containers is serving, and DOWN otherwise: from the
  * first `kill` (SIGTERM of `docker stop`), `die` or `stop` of its serving container, or its
  * `unhealthy`, until a container (the new one, or the old one put back) has started AND reported
- * healthy. The HEALTHCHECK runs every second, so a DOWN interval may end up to ~1 s later than the
+ * healthy. A `docker pause`d container serves nothing until its `unpause`. The HEALTHCHECK runs every second, so a DOWN interval may end up to ~1 s later than the
  * app was really back: this errs towards counting more nodes down, never fewer.
  */
 import Docker from 'dockerode';
@@ -72,35 +72,69 @@ export async function startEventRecorder(engines: EngineRef[], options: { servic
   const controllers: AbortController[] = [];
   let stopped = false;
 
+  const seen = new Set<string>();
   await Promise.all(
     engines.map(async (engine) => {
       const docker = new Docker({ socketPath: engine.socketPath });
-      const controller = new AbortController();
-      controllers.push(controller);
-      const stream = (await docker.getEvents({
-        filters: { type: ['container'], label: [`${LABEL_SERVICE}=${options.service}`] },
-        abortSignal: controller.signal,
-      } as Docker.GetEventsOptions)) as NodeJS.ReadableStream;
-      streams.push(stream);
-      let buffer = '';
-      stream.on('data', (chunk: Buffer | string) => {
-        buffer += chunk.toString();
-        let newline = buffer.indexOf('\n');
-        while (newline !== -1) {
-          const line = buffer.slice(0, newline).trim();
-          buffer = buffer.slice(newline + 1);
-          newline = buffer.indexOf('\n');
-          if (line === '') continue;
-          try {
-            const raw = JSON.parse(line) as RawEvent;
-            const event = toEvent(engine.node, raw, options.service);
-            if (event) events.push(event);
-          } catch {
-            // A partial or foreign line: ignore.
+      /**
+       * Subscribes (again: an engine may be stopped and started by a test), from `sinceSeconds`
+       * when given, so that what a restarted engine did before it answered (its restore: stopping
+       * and restarting containers) is replayed from its event buffer. Duplicates are dropped.
+       */
+      const subscribe = async (sinceSeconds?: number): Promise<void> => {
+        const controller = new AbortController();
+        controllers.push(controller);
+        const stream = (await docker.getEvents({
+          filters: { type: ['container'], label: [`${LABEL_SERVICE}=${options.service}`] },
+          ...(sinceSeconds !== undefined ? { since: sinceSeconds } : {}),
+          abortSignal: controller.signal,
+        } as Docker.GetEventsOptions)) as NodeJS.ReadableStream;
+        streams.push(stream);
+        let buffer = '';
+        stream.on('data', (chunk: Buffer | string) => {
+          buffer += chunk.toString();
+          let newline = buffer.indexOf('\n');
+          while (newline !== -1) {
+            const line = buffer.slice(0, newline).trim();
+            buffer = buffer.slice(newline + 1);
+            newline = buffer.indexOf('\n');
+            if (line === '') continue;
+            try {
+              const raw = JSON.parse(line) as RawEvent;
+              const key = `${engine.node}|${raw.timeNano ?? raw.time}|${raw.Action ?? raw.status}|${raw.Actor?.ID ?? raw.id}`;
+              if (seen.has(key)) continue;
+              seen.add(key);
+              const event = toEvent(engine.node, raw, options.service);
+              if (event) events.push(event);
+            } catch {
+              // A partial or foreign line: ignore.
+            }
           }
-        }
-      });
-      stream.on('error', () => undefined);
+        });
+        let ended = false;
+        const onEnd = (): void => {
+          if (ended || stopped) return;
+          ended = true;
+          // The engine went away: subscribe again once it answers, replaying from a second before now.
+          const since = Math.floor(Date.now() / 1_000) - 1;
+          void (async () => {
+            while (!stopped) {
+              await new Promise((r) => setTimeout(r, 200));
+              if (stopped) return;
+              try {
+                await subscribe(since);
+                return;
+              } catch {
+                // Not back yet.
+              }
+            }
+          })();
+        };
+        stream.on('error', onEnd);
+        stream.on('end', onEnd);
+        stream.on('close', onEnd);
+      };
+      await subscribe();
 
       // Seed: the state of the app containers right now (events before this are not needed).
       const seededAtMs = Date.now();
@@ -184,6 +218,8 @@ export interface Unavailability {
 interface ContainerState {
   running: boolean;
   stopping: boolean;
+  /** `docker pause`d: frozen, serves nothing, until `unpause` (its health is kept meanwhile). */
+  paused: boolean;
   healthy: boolean;
 }
 
@@ -205,7 +241,7 @@ export function computeUnavailability(
 
   for (const node of options.nodes) {
     const containers = new Map<string, ContainerState>();
-    const serving = (): boolean => [...containers.values()].some((c) => c.running && !c.stopping && (c.healthy || !requireHealthy));
+    const serving = (): boolean => [...containers.values()].some((c) => c.running && !c.stopping && !c.paused && (c.healthy || !requireHealthy));
     let downSince: number | undefined = undefined;
     let known = false;
     const observe = (atMs: number): void => {
@@ -218,21 +254,28 @@ export function computeUnavailability(
     };
     for (const event of ordered) {
       if (event.node !== node || event.atMs > toMs) continue;
-      const state = containers.get(event.containerId) ?? { running: false, stopping: false, healthy: false };
+      const state = containers.get(event.containerId) ?? { running: false, stopping: false, paused: false, healthy: false };
       switch (event.action) {
         case 'seed':
           state.running = event.running ?? false;
           state.stopping = false;
+          state.paused = false;
           state.healthy = event.health === 'healthy';
           break;
         case 'start':
-        case 'unpause':
           state.running = true;
           state.stopping = false;
+          state.paused = false;
           state.healthy = false;
           break;
-        case 'kill':
         case 'pause':
+          state.paused = true;
+          break;
+        case 'unpause':
+          // Serving again as it was (Docker reports no health change across a pause).
+          state.paused = false;
+          break;
+        case 'kill':
           state.stopping = true;
           break;
         case 'die':
@@ -240,6 +283,7 @@ export function computeUnavailability(
         case 'oom':
           state.running = false;
           state.stopping = false;
+          state.paused = false;
           state.healthy = false;
           break;
         case 'health_status: healthy':

@@ -78,6 +78,20 @@ export interface TestDockerd {
   pid: number;
   /** The last lines of dockerd's log, for failure messages. */
   logTail(lines?: number): string;
+  /** dockerd (this one, not a restarted one) still runs. */
+  readonly running: boolean;
+  /**
+   * Sends `signal` to dockerd alone and resolves once it has exited. SIGKILL: the engine is gone but
+   * containerd and the shims live on, so the containers keep running (an engine crash); SIGTERM: a
+   * clean shutdown that stops every container first (`systemctl stop docker` without live-restore).
+   */
+  kill(signal?: NodeJS.Signals, timeoutMs?: number): Promise<void>;
+  /**
+   * Starts dockerd again with the same flags, data root and socket (after kill()); resolves when it
+   * answers /_ping. Without live-restore, dockerd stops the containers it finds still running at
+   * start, then its restart policies start them again.
+   */
+  restart(): Promise<void>;
   /** Stops dockerd and removes everything it left. Idempotent, safe after a failure. */
   stop(): Promise<void>;
 }
@@ -171,22 +185,27 @@ export async function startDockerd(options: StartDockerdOptions): Promise<TestDo
   }
   for (const registry of options.insecureRegistries ?? []) args.push(`--insecure-registry=${registry}`);
 
-  const logFd = openSync(logPath, 'a');
-  let child: ChildProcess;
-  try {
-    child = spawn('/usr/sbin/dockerd', args, {
-      stdio: ['ignore', logFd, logFd],
-      detached: true, // own process group: a Ctrl-C to the test run does not race the teardown
-      env: { ...process.env, PATH: withSbin(process.env.PATH) },
+  let child!: ChildProcess;
+  let exited!: Promise<number | null>;
+  const launch = (): void => {
+    const logFd = openSync(logPath, 'a');
+    try {
+      child = spawn('/usr/sbin/dockerd', args, {
+        stdio: ['ignore', logFd, logFd],
+        detached: true, // own process group: a Ctrl-C to the test run does not race the teardown
+        env: { ...process.env, PATH: withSbin(process.env.PATH) },
+      });
+    } finally {
+      closeSync(logFd);
+    }
+    child.unref(); // a forgotten stop() must not keep the test process alive; the watchdog cleans up
+    const started = child;
+    exited = new Promise<number | null>((resolve) => {
+      started.once('exit', (code, signal) => resolve(code ?? (signal === null ? null : -1)));
+      started.once('error', () => resolve(-1));
     });
-  } finally {
-    closeSync(logFd);
-  }
-  child.unref(); // a forgotten stop() must not keep the test process alive; the watchdog cleans up
-  const exited = new Promise<number | null>((resolve) => {
-    child.once('exit', (code, signal) => resolve(code ?? (signal === null ? null : -1)));
-    child.once('error', () => resolve(-1));
-  });
+  };
+  launch();
   const pid = child.pid ?? -1;
 
   const watchdog = spawn('/bin/sh', ['-c', watchdogScript, sweepScript, String(process.pid), root, id, pid > 0 ? String(pid) : ''], {
@@ -213,12 +232,32 @@ export async function startDockerd(options: StartDockerdOptions): Promise<TestDo
     logPath,
     pid,
     logTail,
+    get running() {
+      return child.exitCode === null && child.signalCode === null;
+    },
+    async kill(signal = 'SIGKILL', timeoutMs = 30_000) {
+      if (stopping) throw new Error(`${options.name}: engine stopped for good`);
+      if (engine.running && child.pid !== undefined) process.kill(child.pid, signal);
+      const done = await Promise.race([exited.then(() => true), delay(timeoutMs).then(() => false)]);
+      if (!done) throw new Error(`${options.name}: dockerd did not exit within ${timeoutMs} ms of ${signal}`);
+    },
+    async restart() {
+      if (stopping) throw new Error(`${options.name}: engine stopped for good`);
+      if (engine.running) throw new Error(`${options.name}: dockerd still runs; kill() it first`);
+      launch();
+      try {
+        await waitForPing(socketPath, options.startTimeoutMs ?? 30_000, exited);
+      } catch (error) {
+        throw new Error(`restart of ${options.name}: ${(error as Error).message}\n--- dockerd log (${logPath}) ---\n${logTail()}`, { cause: error });
+      }
+    },
     stop() {
       stopping ??= (async () => {
         running.delete(engine);
         killGroup(watchdog.pid, 'SIGKILL');
-        const alive = child.exitCode === null && child.signalCode === null && pid > 0;
-        await runSweep(root, id, alive ? String(pid) : '');
+        const alive = engine.running && child.pid !== undefined;
+        // After a restart() the first pid is gone: the sweep also kills whatever names the root.
+        await runSweep(root, id, alive ? String(child.pid) : '');
       })();
       return stopping;
     },

@@ -28,7 +28,16 @@ import { request } from 'undici';
 import { stringify } from 'yaml';
 import { statusResponseSchema, type BatonEvent, type StatusResponse } from '../../shared/api/v1.js';
 import { LABEL_DIGEST } from '../../agent/docker/runtime.js';
-import { spawnAgentProcess, writeAgentConfig, type AgentConfigFile, type AgentProcess, type ServiceConfigInput } from './agent.js';
+import {
+  SOCKET_ACTIVATE_BINARY,
+  spawnAgentProcess,
+  startSocketActivatedAgents,
+  writeAgentConfig,
+  type AgentConfigFile,
+  type AgentProcess,
+  type ServiceConfigInput,
+  type SocketActivatedAgents,
+} from './agent.js';
 import { spawnCoordinatorProcess, type CoordinatorProcess } from './coordinator.js';
 import { computeUnavailability, formatEvents, startEventRecorder, type EventRecorder, type Unavailability } from './docker-events.js';
 import { startDockerd, type TestDockerd } from './dockerd.js';
@@ -57,6 +66,14 @@ export interface FleetOptions {
   echo?: boolean;
   /** How long to wait for the machine-wide fleet lock; default 15 minutes. */
   lockTimeoutMs?: number;
+  /**
+   * Run each agent the way `baton-agent.socket` + `baton-agent.service` do: Debian's
+   * `systemd-socket-activate` holds the readiness socket for the fleet's life and passes it to every
+   * agent process (LISTEN_FDS), so a check made while an agent restarts waits in the socket's queue
+   * instead of being refused; HAProxy's `timeout check` is then 5 s (the README's), to cover a
+   * restart. Default: env BATON_FLEET_SOCKET_ACTIVATION (`1` on, `0` off), else off.
+   */
+  socketActivation?: boolean;
 }
 
 export interface FleetNode {
@@ -73,6 +90,8 @@ export interface FleetNode {
   agent: AgentProcess;
   /** Every agent process this node has had, oldest first. */
   agents: AgentProcess[];
+  /** With socketActivation: the systemd-socket-activate supervisor holding this node's readiness socket. */
+  supervisor: SocketActivatedAgents | undefined;
 }
 
 export interface NodeContainerState {
@@ -122,8 +141,18 @@ export interface Fleet {
   pauseRegistry(): void;
   resumeRegistry(): void;
   killAgent(index: number, signal?: NodeJS.Signals): Promise<number | null>;
-  /** A new agent process with the node's config. */
+  /** A new agent process with the node's config (under socket activation: on the same held socket). */
   restartAgent(index: number): Promise<AgentProcess>;
+  /** Agents run under systemd-socket-activate (FleetOptions.socketActivation). */
+  socketActivation: boolean;
+  /**
+   * Stops node `index`'s dockerd (see TestDockerd.kill): SIGKILL (default) leaves its containers
+   * running, as an engine crash does; SIGTERM stops them first, as `systemctl stop docker` does.
+   * Resolves once dockerd has exited.
+   */
+  stopEngine(index: number, signal?: NodeJS.Signals): Promise<void>;
+  /** Starts node `index`'s dockerd again, same flags and data root; resolves when it answers. */
+  startEngine(index: number): Promise<void>;
   /** I1 from the engines' events over [fromMs, toMs]. */
   unavailability(fromMs: number, toMs?: number): Unavailability;
   /** Recent lines of everything, for a failure message. */
@@ -142,6 +171,10 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
   const nodeCount = options.nodes ?? 3;
   if (nodeCount < 1 || nodeCount > 9) throw new Error('startFleet: 1 to 9 nodes');
   const echo = options.echo ?? Boolean(process.env.BATON_TEST_ECHO);
+  const socketActivation = options.socketActivation ?? process.env.BATON_FLEET_SOCKET_ACTIVATION === '1';
+  if (socketActivation && SOCKET_ACTIVATE_BINARY === undefined) {
+    throw new Error('startFleet: socketActivation needs systemd-socket-activate (Debian package systemd, scripts/install-deps.sh)');
+  }
   const timings: Record<string, number> = {};
   let t = performance.now();
   const lap = (name: string): void => {
@@ -263,11 +296,17 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         }),
       ),
     );
-    const launchAgent = async (config: AgentConfigFile): Promise<AgentProcess> => {
-      const agent = await spawnAgentProcess({ configFile: config.path, ...(echo ? { echo: `[${config.nodeId}]` } : {}) });
+    const launchAgent = async (config: AgentConfigFile, supervisor: SocketActivatedAgents | undefined): Promise<AgentProcess> => {
+      const agent = supervisor
+        ? await supervisor.start()
+        : await spawnAgentProcess({ configFile: config.path, ...(echo ? { echo: `[${config.nodeId}]` } : {}) });
       watchdog.add(agent.pid, config.path);
       return agent;
     };
+    const supervisors: SocketActivatedAgents[] = [];
+    frontCleanups.push(async () => {
+      await Promise.allSettled(supervisors.map((s) => s.stop()));
+    });
     const recorder = await startEventRecorder(
       engines.map((engine, i) => ({ node: `node-${i + 1}`, socketPath: engine.socketPath })),
       { service: FLEET_SERVICE },
@@ -275,7 +314,17 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
     frontCleanups.push(() => recorder.stop());
     for (const [i, engine] of engines.entries()) {
       const config = configs[i] as AgentConfigFile;
-      const agent = await launchAgent(config);
+      let supervisor: SocketActivatedAgents | undefined;
+      if (socketActivation) {
+        supervisor = await startSocketActivatedAgents({
+          configFile: config.path,
+          listen: config.readinessListen,
+          ...(echo ? { echo: `[${config.nodeId}]` } : {}),
+        });
+        supervisors.push(supervisor);
+        watchdog.add(supervisor.pid, config.path);
+      }
+      const agent = await launchAgent(config, supervisor);
       nodes.push({
         id: config.nodeId,
         index: i,
@@ -285,6 +334,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         config,
         agent,
         agents: [agent],
+        supervisor,
       });
     }
     frontCleanups.push(async () => {
@@ -301,6 +351,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         readinessPort: Number(node.config.readinessListen.split(':').pop()),
         service: FLEET_SERVICE,
       })),
+      ...(socketActivation ? { checkTimeoutMs: 5_000 } : {}),
     });
     frontCleanups.push(() => haproxy.stop());
     watchdog.add(haproxy.pid, haproxy.configPath);
@@ -395,9 +446,20 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         const node = nodes[index];
         if (!node) throw new Error(`no node ${index}`);
         if (node.agent.running) throw new Error(`restartAgent: ${node.id}'s agent is still running; kill it first`);
-        node.agent = await launchAgent(node.config);
+        node.agent = await launchAgent(node.config, node.supervisor);
         node.agents.push(node.agent);
         return node.agent;
+      },
+      socketActivation,
+      stopEngine: async (index, signal = 'SIGKILL') => {
+        const node = nodes[index];
+        if (!node) throw new Error(`no node ${index}`);
+        await node.engine.kill(signal);
+      },
+      startEngine: async (index) => {
+        const node = nodes[index];
+        if (!node) throw new Error(`no node ${index}`);
+        await node.engine.restart();
       },
       unavailability: (fromMs, toMs) =>
         computeUnavailability(recorder.events(), { nodes: nodes.map((n) => n.id), fromMs, ...(toMs !== undefined ? { toMs } : {}) }),

@@ -11,7 +11,9 @@
  *                                     per server: the readiness endpoint's address and port; two
  *                                     failed checks (≈0.5 s) take it out, two passes put it back.
  * The frontend listens on 127.0.0.1:<free port>. A stats socket (`level admin`) in the temp dir
- * answers `show stat`, from which `serverStates()` reads each server's UP/DOWN status. Every
+ * answers `show stat`, from which `serverStates()` reads each server's UP/DOWN status, and
+ * `sampleServers()` records those states every few milliseconds during a scenario, to count the
+ * servers out of service at once from HAProxy's own view. Every
  * request is logged (`option httplog`, to stdout); `log()` returns the lines, so a failed request
  * can be matched with the server and termination state HAProxy saw.
  *
@@ -49,6 +51,11 @@ export interface StartHaproxyOptions {
   checkIntervalMs?: number;
   fall?: number;
   rise?: number;
+  /**
+   * `timeout check`, default 1 s. Under socket activation a check made while the agent restarts
+   * waits in the socket's queue: give it longer than a restart (the README's 5 s).
+   */
+  checkTimeoutMs?: number;
   /** `timeout server` (longest request HAProxy waits for), default 30 s. */
   serverTimeoutMs?: number;
   /**
@@ -123,7 +130,7 @@ export function haproxyConfig(options: StartHaproxyOptions & { listenPort: numbe
     '  timeout connect 2s',
     '  timeout client 30s',
     `  timeout server ${options.serverTimeoutMs ?? 30_000}ms`,
-    '  timeout check 1s',
+    `  timeout check ${options.checkTimeoutMs ?? 1_000}ms`,
     '',
     'frontend fe',
     `  bind 127.0.0.1:${options.listenPort}`,
@@ -315,4 +322,124 @@ export function parseShowStat(csv: string, backend = 'app'): ServerState[] {
     states.push({ name: fields[sv] ?? '', status: fields[status] ?? '', current: Number(fields[scur] ?? 0), total: Number(fields[stot] ?? 0) });
   }
   return states;
+}
+
+// ---- HAProxy's own view over time: which servers were in service, sampled from the stats socket
+
+/**
+ * In service: HAProxy sends it traffic. `UP` and `UP 1/2` (one check failed, still up) are in;
+ * `DOWN`, `DOWN 1/2` (coming back, not yet), `NOLB`, `DRAIN`, `MAINT` are out. (`no check` is in.)
+ */
+export function inService(status: string): boolean {
+  return status.startsWith('UP') || status === 'no check';
+}
+
+export interface ServerSample {
+  /** ms since epoch, when the answer came. */
+  atMs: number;
+  /** Status by server name. */
+  states: Record<string, string>;
+}
+
+export interface OutInterval {
+  server: string;
+  /** First sample that saw it out. */
+  fromMs: number;
+  /** First sample that saw it back in; the last sample's time when still out (`open`). */
+  toMs: number;
+  open: boolean;
+}
+
+export interface ServerSampler {
+  samples(): ServerSample[];
+  /** Every out-of-service interval, per server, in time order. */
+  outIntervals(): OutInterval[];
+  /** The most servers out of service in one sample over [fromMs, toMs], leaving out `exclude`. */
+  maxOut(options?: { fromMs?: number; toMs?: number; exclude?: string[] }): { maxOut: number; atMs: number | undefined; servers: string[] };
+  /** The first sample at or after `afterMs` that saw `server` out of service (ms since epoch). */
+  firstOut(server: string, afterMs: number): number | undefined;
+  /** The first sample at or after `afterMs` that saw `server` in service. */
+  firstIn(server: string, afterMs: number): number | undefined;
+  /** A line per state change, for failure messages. */
+  describe(sinceMs?: number): string;
+  /** Stops sampling; resolves when the sample in flight has returned. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Samples `show stat` every `everyMs` (default 25 ms: a state change is seen within that, plus the
+ * socket's round trip) until stop(). Failed samples (socket busy, HAProxy restarting) are skipped.
+ */
+export function sampleServers(haproxy: Pick<RunningHaproxy, 'serverStates'>, options: { everyMs?: number } = {}): ServerSampler {
+  const everyMs = options.everyMs ?? 25;
+  const samples: ServerSample[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      try {
+        const states = await haproxy.serverStates();
+        samples.push({ atMs: Date.now(), states: Object.fromEntries(states.map((s) => [s.name, s.status])) });
+      } catch {
+        // Skip this one.
+      }
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  })();
+  const servers = (): string[] => [...new Set(samples.flatMap((s) => Object.keys(s.states)))];
+  const outIntervals = (): OutInterval[] => {
+    const intervals: OutInterval[] = [];
+    for (const server of servers()) {
+      let from: number | undefined;
+      for (const sample of samples) {
+        const status = sample.states[server];
+        if (status === undefined) continue;
+        if (!inService(status) && from === undefined) from = sample.atMs;
+        if (inService(status) && from !== undefined) {
+          intervals.push({ server, fromMs: from, toMs: sample.atMs, open: false });
+          from = undefined;
+        }
+      }
+      if (from !== undefined) intervals.push({ server, fromMs: from, toMs: samples.at(-1)?.atMs ?? from, open: true });
+    }
+    return intervals.sort((a, b) => a.fromMs - b.fromMs);
+  };
+  const find = (server: string, afterMs: number, wantIn: boolean): number | undefined =>
+    samples.find((s) => s.atMs >= afterMs && s.states[server] !== undefined && inService(s.states[server] as string) === wantIn)?.atMs;
+  return {
+    samples: () => [...samples],
+    outIntervals,
+    maxOut: ({ fromMs = Number.NEGATIVE_INFINITY, toMs = Number.POSITIVE_INFINITY, exclude = [] } = {}) => {
+      let best = { maxOut: 0, atMs: undefined as number | undefined, servers: [] as string[] };
+      for (const sample of samples) {
+        if (sample.atMs < fromMs || sample.atMs > toMs) continue;
+        const out = Object.entries(sample.states)
+          .filter(([name, status]) => !exclude.includes(name) && !inService(status))
+          .map(([name]) => name);
+        if (out.length > best.maxOut) best = { maxOut: out.length, atMs: sample.atMs, servers: out };
+      }
+      return best;
+    },
+    firstOut: (server, afterMs) => find(server, afterMs, false),
+    firstIn: (server, afterMs) => find(server, afterMs, true),
+    describe: (sinceMs = 0) => {
+      const lines: string[] = [];
+      let previous: Record<string, string> = {};
+      for (const sample of samples) {
+        if (sample.atMs < sinceMs) {
+          previous = sample.states;
+          continue;
+        }
+        const changed = Object.entries(sample.states).filter(([name, status]) => previous[name] !== status);
+        if (changed.length > 0) {
+          lines.push(`${new Date(sample.atMs).toISOString().slice(11, 23)} ${changed.map(([n, st]) => `${n}=${st}`).join(' ')}`);
+        }
+        previous = sample.states;
+      }
+      return lines.join('\n');
+    },
+    stop: async () => {
+      running = false;
+      await loop;
+    },
+  };
 }
