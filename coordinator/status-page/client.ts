@@ -15,8 +15,8 @@
  *   `halt-reason`, `leases` > `lease` [data-node-id] > `lease-node`, `lease-step`,
  *   `lease-time-left`; with the admin token `admin-actions` > `pause` | `resume`, `abort`.
  * - nodes: `node-row` [data-node-id, data-group] > `node-id`, `node-group`, `node-host`,
- *   `node-digest` [data-on-target], `node-health` (> `node-drained` while an operator drained it; with
- *   the admin token > `drain` | `undrain` [data-node-id, data-group]), `node-heartbeat`, `node-step`; after a node's
+ *   `node-digest` [data-on-target], `node-health`, `node-heartbeat`, `node-step`, `node-drain` (> `node-drained`
+ *   while an operator drained it; with the admin token > `drain` | `undrain` [data-node-id, data-group]); after a node's
  *   row, `node-config-problem` [data-node-id, data-group] while its agent runs on its last known
  *   good config.
  * - events: `events` > `event` [data-seq, data-type] > `event-text`; `show-renewals`,
@@ -312,20 +312,20 @@ export const clientScript = String.raw`
             el('code', { className: 'digest', title: n.currentDigest || '', text: shortDigest(n.currentDigest) }),
             target ? el('span', { className: 'chip ' + (onTarget ? 'chip-ok' : 'chip-muted'), text: onTarget ? 'target' : 'previous' }) : null),
           el('td', { 'data-testid': 'node-health' },
-            el('span', { className: 'health health-' + (n.silent ? 'bad' : HEALTH_CLASS[n.health] || 'off'), 'data-health': healthKey, text: n.silent ? 'silent (' + n.health + ')' : n.health }),
-            drain[0], drain[1]),
+            el('span', { className: 'health health-' + (n.silent ? 'bad' : HEALTH_CLASS[n.health] || 'off'), 'data-health': healthKey, text: n.silent ? 'silent (' + n.health + ')' : n.health })),
           el('td', { 'data-testid': 'node-heartbeat', className: 'muted', 'data-at': n.lastHeartbeatMs, text: ago(n.lastHeartbeatMs) }),
-          el('td', { 'data-testid': 'node-step' }, el('span', { className: 'chip' + (n.step === 'idle' ? ' chip-muted' : ''), text: n.step }))));
+          el('td', { 'data-testid': 'node-step' }, el('span', { className: 'chip' + (n.step === 'idle' ? ' chip-muted' : ''), text: n.step })),
+          el('td', { 'data-testid': 'node-drain' }, drain[0], drain[1])));
         // The agent runs on its last known good config: its config file is invalid (soft state from its heartbeat).
         if (n.configProblem) {
           rows.push(el('tr', { className: 'config-problem-row', 'data-testid': 'node-config-problem', 'data-node-id': n.nodeId, 'data-group': g.name },
-            el('td', { colspan: 7 },
+            el('td', { colspan: 8 },
               el('span', { className: 'chip chip-bad', text: 'config invalid' }),
               el('span', { className: 'config-problem-text', text: n.configProblem }))));
         }
       });
     });
-    if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 7, className: 'muted', text: 'No nodes yet.' })));
+    if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 8, className: 'muted', text: 'No nodes yet.' })));
     replaceAll(body, rows);
   }
 

@@ -203,7 +203,7 @@ export function renderStatusPage(options: { admin: boolean; signedIn: boolean; v
   <section aria-label="Nodes"><h2>Nodes</h2>
     <div class="table-wrap" id="nodes" data-testid="nodes">
       <table>
-        <thead><tr><th>Node</th><th class="col-group">Group</th><th>Host</th><th>Digest</th><th>Health</th><th>Last heartbeat</th><th>Step</th></tr></thead>
+        <thead><tr><th>Node</th><th class="col-group">Group</th><th>Host</th><th>Digest</th><th>Health</th><th>Last heartbeat</th><th>Step</th><th>Drain</th></tr></thead>
         <tbody id="nodes-body"></tbody>
       </table>
     </div>
