@@ -23,6 +23,7 @@ import {
   OLD_DIGEST,
   settle,
 } from './update/fakes.js';
+import { MemoryDrainStateStore, type DrainState } from './drain/state.js';
 import { MemoryUpdateJournal } from './update/state-file.js';
 
 const IMAGE = 'registry.test/app:latest';
@@ -38,6 +39,10 @@ interface WorldOptions {
   heartbeatIntervalMs?: number;
   /** The service's pruneImages (default true). */
   pruneImages?: boolean;
+  /** Drain states remembered in the state directory from before this start. */
+  drains?: DrainState[];
+  /** Hooks on the `web` service. */
+  hooks?: { preDrain?: string; postReady?: string };
 }
 
 function world(options: WorldOptions = {}) {
@@ -53,6 +58,9 @@ function world(options: WorldOptions = {}) {
   const { logger, lines } = captureLogger();
   const healthProbe = FakeHealthProbe.backedBy(clock, runtime, 'web');
   const journal = new MemoryUpdateJournal();
+  const drains = new MemoryDrainStateStore(options.drains ?? []);
+  const hooks = new FakeHooks(clock);
+  const hookConfig = Object.fromEntries(Object.entries(options.hooks ?? {}).map(([which, command]) => [which, { command, timeoutMs: 5_000 }]));
   const config = agentConfigSchema.parse({
     nodeId: options.nodeId ?? 'node-1',
     host: '127.0.0.2',
@@ -74,6 +82,7 @@ function world(options: WorldOptions = {}) {
         drainSeconds: 2,
         readmitSeconds: 1,
         ...(options.pruneImages === undefined ? {} : { pruneImages: options.pruneImages }),
+        hooks: hookConfig,
       },
     ],
   });
@@ -91,8 +100,9 @@ function world(options: WorldOptions = {}) {
     coordinator,
     readiness,
     healthProbe,
-    hooks: new FakeHooks(clock),
+    hooks,
     journal,
+    drains,
     clock,
     random: fixedRandom(0.5),
     logger,
@@ -110,7 +120,7 @@ function world(options: WorldOptions = {}) {
   const acquires = () => coordinator.calls.filter((c) => c.op === 'acquire');
   const ready = () => readiness.status('web')?.ready;
   const logged = (msg: string) => lines.filter((l) => l.msg === msg);
-  return { clock, runtime, registry, coordinator, readiness, healthProbe, journal, lines, agent, start, stop, run, until, web, acquires, ready, logged };
+  return { clock, runtime, registry, coordinator, readiness, healthProbe, journal, drains, hooks, lines, agent, start, stop, run, until, web, acquires, ready, logged };
 }
 
 describe('Agent: start', () => {
@@ -645,5 +655,102 @@ describe('Agent: stop', () => {
     const calls = w.registry.calls.length;
     await w.run(30_000);
     expect(w.registry.calls.length).toBe(calls);
+  });
+});
+
+describe('Agent: operator drain', () => {
+  const drained = { reason: 'kernel upgrade', sinceMs: 1_699_999_000_000 };
+  const hooks = { preDrain: 'deregister', postReady: 'register' };
+
+  it('drains on the heartbeat answer: 503 drained, preDrain once, remembered, no update; undrain: live again, postReady, forgotten, then it updates', async () => {
+    const w = world({ heartbeatIntervalMs: 1_000, hooks });
+    await w.start();
+    expect(w.ready()).toBe(true);
+    w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, drained };
+    await w.until(() => w.drains.snapshot('web')?.preDrainDone === true);
+    expect(w.readiness.status('web')).toEqual({ ready: false, reason: 'drained' });
+    expect(w.drains.snapshot('web')).toEqual({ service: 'web', group: 'web', reason: 'kernel upgrade', sinceMs: drained.sinceMs, preDrainDone: true });
+    await w.until(() => w.coordinator.heartbeats().at(-1)?.health === 'draining');
+
+    // A push while drained: no poll, no lease, nothing touched; the preDrain hook ran once.
+    w.registry.push(IMAGE, NEW_DIGEST);
+    const polls = w.registry.calls.length;
+    await w.run(30_000);
+    expect(w.registry.calls.length).toBe(polls);
+    expect(w.acquires()).toEqual([]);
+    expect(w.runtime.mutations()).toEqual([]);
+    expect(w.hooks.runs.map((r) => [r.command, r.environment.BATON_OPERATOR_DRAIN, r.environment.BATON_DRAIN_REASON])).toEqual([
+      ['deregister', 'drain', 'kernel upgrade'],
+    ]);
+    expect(w.readiness.status('web')?.reason).toBe('drained');
+
+    w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, drained: null };
+    await w.until(() => w.logged('update finished').length === 1);
+    expect(w.logged('update finished')[0]?.outcome).toBe('updated');
+    expect(w.web()?.digest).toBe(NEW_DIGEST);
+    expect(w.drains.snapshot('web')).toBeUndefined();
+    expect(w.hooks.runs.map((r) => [r.command, r.environment.BATON_OPERATOR_DRAIN ?? 'update'])).toEqual([
+      ['deregister', 'drain'],
+      ['register', 'undrain'],
+      ['deregister', 'update'],
+      ['register', 'update'],
+    ]);
+    expect(w.ready()).toBe(true);
+    await w.stop();
+  });
+
+  it('a restarted agent that cannot reach the coordinator stays drained from its state directory, without running preDrain again', async () => {
+    const w = world({ drains: [{ service: 'web', group: 'web', ...drained, preDrainDone: true }], hooks });
+    w.coordinator.unavailable = true;
+    await w.agent.prepare();
+    expect(w.readiness.status('web')).toEqual({ ready: false, reason: 'drained' });
+    await w.start();
+    w.registry.push(IMAGE, NEW_DIGEST);
+    await w.run(30_000);
+    expect(await w.readiness.check('web')).toEqual({ ready: false, reason: 'drained' });
+    expect(w.acquires()).toEqual([]);
+    expect(w.hooks.runs).toEqual([]);
+
+    // The coordinator answers again: it is the source of truth.
+    w.coordinator.unavailable = false;
+    await w.until(() => w.logged('update finished').length === 1);
+    expect(w.drains.snapshot('web')).toBeUndefined();
+    // postReady of the undrain, then the update it had held back (with its own hooks).
+    expect(w.hooks.runs.map((r) => [r.command, r.environment.BATON_OPERATOR_DRAIN ?? 'update'])).toEqual([
+      ['register', 'undrain'],
+      ['deregister', 'update'],
+      ['register', 'update'],
+    ]);
+    expect(w.web()?.digest).toBe(NEW_DIGEST);
+    await w.stop();
+  });
+
+  it('runs a preDrain that a crash cut short at the next start', async () => {
+    const w = world({ drains: [{ service: 'web', group: 'web', ...drained, preDrainDone: false }], hooks });
+    w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, drained };
+    await w.start();
+    await w.until(() => w.drains.snapshot('web')?.preDrainDone === true);
+    await w.run(5_000);
+    expect(w.hooks.runs.map((r) => r.command)).toEqual(['deregister']);
+    expect(w.readiness.status('web')?.reason).toBe('drained');
+    await w.stop();
+  });
+
+  it('keeps the drain when the preDrain hook fails, and ends an update attempt refused as drained without settling the digest', async () => {
+    const w = world({ heartbeatIntervalMs: 60_000, hooks });
+    w.hooks.results.set('deregister', 1);
+    w.coordinator.acquireScript.push({ refuse: 'drained' });
+    await w.start();
+    w.registry.push(IMAGE, NEW_DIGEST);
+    await w.until(() => w.logged('update finished').length === 1);
+    expect(w.logged('update finished')[0]).toMatchObject({ outcome: 'skipped' });
+    expect(w.web()?.digest).toBe(OLD_DIGEST);
+
+    w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, drained };
+    w.coordinator.requestPollNow();
+    await w.until(() => w.drains.snapshot('web')?.preDrainDone === true);
+    expect(w.logged('preDrain hook of an operator drain exited with code 1')).toHaveLength(1);
+    expect(w.readiness.status('web')?.reason).toBe('drained');
+    await w.stop();
   });
 });

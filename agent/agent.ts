@@ -4,6 +4,8 @@ import type { Clock } from '../shared/clock.js';
 import type { AgentConfig, ServiceConfig } from '../shared/config/agent.js';
 import type { Logger } from '../shared/logger.js';
 import type { RandomSource } from '../shared/random.js';
+import { OperatorDrain } from './drain/operator-drain.js';
+import type { DrainStateStore } from './drain/state.js';
 import type { ContainerRuntime, CoordinatorClient, HealthProbe, HookRunner, Readiness, RegistryClient } from './ports.js';
 // Types only: the Prometheus implementation (prom-client) is loaded at the first scrape (lazy-metrics.ts).
 import type { AgentMetrics } from './metrics/metrics.js';
@@ -25,6 +27,8 @@ export interface AgentDeps {
   healthProbe: HealthProbe;
   hooks: HookRunner;
   journal: UpdateJournal;
+  /** Where an operator's drain is remembered across restarts (`<stateDir>/drained-<service>.json`). */
+  drains: DrainStateStore;
   clock: Clock;
   random: RandomSource;
   logger: Logger;
@@ -119,7 +123,12 @@ export class Agent {
    * service is answered by its live probe from the first request on, reconcile or not.
    */
   prepare(): Promise<void> {
-    this.preparing ??= Promise.all(this.workers.map((worker) => worker.holdIfJournaled())).then(() => undefined);
+    this.preparing ??= Promise.all(
+      this.workers.map(async (worker) => {
+        await worker.holdIfJournaled();
+        await worker.restoreDrain();
+      }),
+    ).then(() => undefined);
     return this.preparing;
   }
 
@@ -137,6 +146,7 @@ export class Agent {
       await this.scheduler.stop();
       this.shutdown.abort(new Error('agent stopping'));
       await Promise.allSettled(this.loops);
+      await Promise.allSettled(this.workers.map((worker) => worker.drainSettled()));
       await Promise.allSettled(this.workers.map((worker) => worker.finalHeartbeat()));
     })();
     return this.stopping;
@@ -180,6 +190,8 @@ class ServiceWorker {
   private readonly logger: Logger;
   private readonly name: string;
   private readonly metrics: AgentMetrics;
+  /** An operator's drain (`baton drain`): out of the balancer and no update until undrained. */
+  private readonly operatorDrain: OperatorDrain;
 
   constructor(
     private readonly deps: AgentDeps,
@@ -189,6 +201,34 @@ class ServiceWorker {
     this.name = service.containerName;
     this.metrics = deps.metrics ?? noopAgentMetrics;
     this.logger = deps.logger.child({ service: service.containerName, group: service.group });
+    this.operatorDrain = new OperatorDrain({
+      service,
+      nodeId: deps.config.nodeId,
+      store: deps.drains,
+      hooks: deps.hooks,
+      setDrained: (drained) => deps.readiness.setDrained(this.name, drained),
+      logger: this.logger,
+      onChange: () => this.heartbeatNow(),
+      onUndrained: () => {
+        // Back in service: catch up with the group's rollout now.
+        this.settled = undefined;
+        this.pollRequested = true;
+        this.requestPoll();
+      },
+    });
+  }
+
+  /** Before readiness answers: a drain remembered from before this start keeps the service out (agent/drain). */
+  async restoreDrain(): Promise<void> {
+    try {
+      await this.operatorDrain.restore();
+    } catch (error) {
+      this.logger.error({ err: error }, 'cannot restore the drain state');
+    }
+  }
+
+  drainSettled(): Promise<void> {
+    return this.operatorDrain.settled();
   }
 
   beginStop(): void {
@@ -293,6 +333,10 @@ class ServiceWorker {
       return;
     }
     if (this.needsReconcile || this.stopping || signal.aborted) return;
+    if (this.operatorDrain.active) {
+      this.logger.debug('drained by an operator: no poll until undrained');
+      return;
+    }
     const nowMs = this.deps.clock.nowMs();
     if (nowMs < this.registryRetryAtMs) {
       if (!this.pollRequested) {
@@ -475,6 +519,7 @@ class ServiceWorker {
     this.followRollout(answer.rolloutSeq, answer.rolledBackFrom, answer.targetDigest);
     if (answer.paused !== this.paused) this.logger.info({ paused: answer.paused }, answer.paused ? 'group paused' : 'group resumed');
     this.paused = answer.paused;
+    this.operatorDrain.follow(answer.drained);
     if (answer.pollNow && !this.stopping) {
       this.logger.info('coordinator asked for a poll now (registry push)');
       // Kept until a poll of this service runs: the coordinator answers pollNow once.
@@ -685,6 +730,7 @@ class ServiceWorker {
 export function nodeHealthOf(answer: ReadinessAnswer): NodeHealth {
   if (answer.ready) return 'healthy';
   switch (answer.reason) {
+    case 'drained':
     case 'draining':
       return 'draining';
     case 'starting':

@@ -26,6 +26,7 @@ import { createRegistryClient } from './registry/client.js';
 import { loadCredentialStore, type CredentialStore } from './registry/credentials.js';
 import { ociPlatform } from './registry/platform.js';
 import { parseImageReference } from './registry/reference.js';
+import { FileDrainStateStore } from './drain/state.js';
 import { FileUpdateJournal } from './update/state-file.js';
 
 export { loadAgentConfig };
@@ -146,6 +147,7 @@ export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): 
     healthProbe,
     hooks: createShellHookRunner({ logger, baseEnvironment: { PATH: environment.PATH ?? '/usr/bin:/bin' } }),
     journal: new FileUpdateJournal(config.stateDir, logger),
+    drains: new FileDrainStateStore(config.stateDir, logger),
     clock,
     random: systemRandom,
     logger,

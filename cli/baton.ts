@@ -19,6 +19,8 @@ Operating a fleet (talk to the coordinator's API):
   rollback GROUP  roll GROUP back to its previous completed digest (--reason TEXT)
   retry GROUP   roll out again what a halted, aborted or rolled-back rollout meant to run
   forget NODE   remove a node that is gone for good (--group GROUP)
+  drain NODE    take NODE out of service for maintenance, in one of its group's slots (--group, --reason)
+  undrain NODE  put a drained NODE back in service (--group GROUP)
   events        the event log (--follow, --group GROUP, --limit N)
 
 Run 'baton <command> --help' for a command's options.`;
@@ -48,6 +50,8 @@ async function main(argv: string[]): Promise<number> {
     case 'rollback':
     case 'retry':
     case 'forget':
+    case 'drain':
+    case 'undrain':
     case 'events':
       return runOperator(command, rest);
     case undefined:

@@ -2,12 +2,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import {
   apiPaths,
+  drainRequestSchema,
+  drainResponseSchema,
+  undrainRequestSchema,
   eventSchema,
   groupActionResponseSchema,
   nodeIdSchema,
   groupNameSchema,
   statusResponseSchema,
   type BatonEvent,
+  type DrainResponse,
   type StatusResponse,
 } from '../shared/api/v1.js';
 import { createAdminClient, type AdminClient } from './client.js';
@@ -27,7 +31,7 @@ export interface CommandIo {
 const eventsResponseSchema = z.object({ events: z.array(eventSchema) });
 const forgetResponseSchema = z.object({ nodeId: z.string(), groups: z.array(z.string()) });
 
-export const operatorCommands = ['status', 'nodes', 'pause', 'resume', 'abort', 'rollback', 'retry', 'forget', 'events'] as const;
+export const operatorCommands = ['status', 'nodes', 'pause', 'resume', 'abort', 'rollback', 'retry', 'forget', 'drain', 'undrain', 'events'] as const;
 export type OperatorCommand = (typeof operatorCommands)[number];
 
 export function isOperatorCommand(name: string | undefined): name is OperatorCommand {
@@ -64,6 +68,19 @@ to run (after a fix elsewhere: a config, a dependency). Needs the admin token.`,
 
 Removes NODE (a host that is gone for good) from every group, or only from GROUP,
 so that it no longer counts as silent and blocks leases. Needs the admin token.`,
+  drain: `usage: baton drain NODE [--group GROUP] [--reason TEXT] [--json] [options]
+
+Takes NODE out of service (before host maintenance, say): its agent answers 503 \`drained\` on
+its readiness endpoint so the load balancer stops sending, runs the service's preDrain hook,
+and starts no update. The drain holds one of the group's maxUnavailable slots until
+\`baton undrain\`, so it is granted only when a slot is free and no other node of the group is
+out of service; otherwise it is refused with the reason (exit 65) and nothing changes: run it
+again later. In every group NODE belongs to, or only in GROUP. Needs the admin token.`,
+  undrain: `usage: baton undrain NODE [--group GROUP] [--json] [options]
+
+Puts a drained NODE back in service: its readiness answers from its live health again, its
+postReady hook runs, its slot is free, and it catches up with the group's rollout.
+Needs the admin token.`,
   events: `usage: baton events [--follow] [--group GROUP] [--limit N] [--interval MS] [--json] [options]
 
 Prints the newest N events (default 20), oldest first, one line each (--json: one JSON object
@@ -95,6 +112,25 @@ function checked<T>(schema: z.ZodType<T>, value: string, what: string): T {
   return result.data;
 }
 
+/** A request body from command-line options, checked like the coordinator checks it (the option named on error). */
+function bodyOf<T>(schema: z.ZodType<T>, fields: Record<string, string>): T {
+  const result = schema.safeParse(fields);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  throw new UsageError(`--${String(issue?.path[0] ?? 'option')}: ${issue?.message ?? 'invalid'}`);
+}
+
+function describeDrain(command: 'drain' | 'undrain', answer: DrainResponse): string {
+  return answer.groups
+    .map(({ group, drained, changed }) => {
+      if (command === 'undrain') return `${answer.nodeId} (${group}): ${changed ? 'undrained, back in service' : 'was not drained'}`;
+      const why = drained?.reason ? `: ${drained.reason}` : '';
+      const since = drained ? ` since ${new Date(drained.sinceMs).toISOString()}` : '';
+      return `${answer.nodeId} (${group}): ${changed ? 'drained' : 'already drained'}${since}${why}`;
+    })
+    .join('\n');
+}
+
 const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
 
 /** Runs one operator command; returns its exit code. CliErrors are reported by the caller. */
@@ -120,6 +156,8 @@ export async function runOperatorCommand(
     rollback: ['reason'],
     retry: ['reason'],
     forget: ['group'],
+    drain: ['group', 'reason'],
+    undrain: ['group'],
     events: ['group', 'follow', 'limit', 'interval'],
   };
   const options = {
@@ -189,6 +227,19 @@ export async function runOperatorCommand(
         const query = group !== undefined ? `?group=${encodeURIComponent(group)}` : '';
         const answer = await client.delete(`${apiPaths.node(nodeId)}${query}`, forgetResponseSchema);
         io.out(asJson ? json(answer) : `forgot node ${answer.nodeId} in ${answer.groups.join(', ')}\n`);
+        return CliExit.ok;
+      };
+      break;
+    }
+    case 'drain':
+    case 'undrain': {
+      const nodeId = checked(nodeIdSchema, single(positionals, 'NODE'), 'node');
+      const fields = { ...(group !== undefined ? { group } : {}), ...(values.reason !== undefined ? { reason: values.reason } : {}) };
+      const body = command === 'drain' ? bodyOf(drainRequestSchema, fields) : bodyOf(undrainRequestSchema, fields);
+      run = async (client) => {
+        const path = command === 'drain' ? apiPaths.drain(nodeId) : apiPaths.undrain(nodeId);
+        const answer = await client.post(path, body, drainResponseSchema);
+        io.out(asJson ? json(answer) : `${describeDrain(command, answer)}\n`);
         return CliExit.ok;
       };
       break;
@@ -335,18 +386,25 @@ export function renderNodes(nodes: StatusResponse['groups'][number]['nodes'], no
   if (nodes.length === 0) return 'No nodes.';
   // One line per agent running on its last known good config (its config file is invalid).
   const configProblems = nodes.flatMap((node) => (node.configProblem !== null ? [`! ${node.nodeId} (${node.group}): ${node.configProblem}`] : []));
+  // One line per node an operator drained (it holds one of its group's slots until undrained).
+  const drained = nodes.flatMap((node) =>
+    node.drained !== null
+      ? [`~ ${node.nodeId} (${node.group}): drained for ${formatDuration(nowMs - node.drained.sinceMs)}${node.drained.reason !== null ? `: ${node.drained.reason}` : ''}`]
+      : [],
+  );
   const table = renderTable(
     ['NODE', 'GROUP', 'HOST', 'HEALTH', 'STEP', 'DIGEST', 'VERSION', 'LAST HEARTBEAT'],
     nodes.map((node) => [
       node.nodeId,
       node.group,
       node.host,
-      node.healthReason === null ? node.health : `${node.health}: ${node.healthReason}`,
+      `${node.healthReason === null ? node.health : `${node.health}: ${node.healthReason}`}${node.drained !== null ? ' (drained)' : ''}`,
       node.step,
       shortDigest(node.currentDigest),
       node.agentVersion,
       `${formatAge(node.lastHeartbeatMs, nowMs)}${node.silent ? ' (SILENT)' : ''}`,
     ]),
   );
-  return configProblems.length === 0 ? table : `${table}\n\n${configProblems.join('\n')}`;
+  const notes = [...drained, ...configProblems];
+  return notes.length === 0 ? table : `${table}\n\n${notes.join('\n')}`;
 }

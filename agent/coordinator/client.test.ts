@@ -148,7 +148,11 @@ describe('coordinator client', () => {
       .get(A)
       .intercept({ path: '/v1/nodes/web%201/heartbeat', method: 'POST' })
       .reply(200, answer, json);
-    await expect(client().heartbeat('web 1', heartbeat)).resolves.toEqual(answer);
+    // A coordinator that knows no drains leaves `drained` out: not drained.
+    await expect(client().heartbeat('web 1', heartbeat)).resolves.toEqual({ ...answer, drained: null });
+    const drained = { ...answer, drained: { reason: 'kernel upgrade', sinceMs: 1_000 } };
+    agent.get(A).intercept({ path: '/v1/nodes/web%201/heartbeat', method: 'POST' }).reply(200, drained, json);
+    await expect(client().heartbeat('web 1', heartbeat)).resolves.toEqual(drained);
 
     agent
       .get(A)

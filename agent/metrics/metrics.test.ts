@@ -20,6 +20,7 @@ import {
   OLD_DIGEST,
   settle,
 } from '../update/fakes.js';
+import { MemoryDrainStateStore } from '../drain/state.js';
 import { MemoryUpdateJournal } from '../update/state-file.js';
 import { createPrometheusAgentMetrics, noopAgentMetrics, registryErrorCode, type PrometheusAgentMetrics } from './metrics.js';
 
@@ -167,6 +168,7 @@ describe('agent metrics (prom-client, own registry)', () => {
       healthProbe,
       hooks: new FakeHooks(clock),
       journal: new MemoryUpdateJournal(),
+      drains: new MemoryDrainStateStore(),
       clock,
       random: fixedRandom(0.5),
       logger: silentLogger(),

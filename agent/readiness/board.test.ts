@@ -93,6 +93,24 @@ describe('readiness board', () => {
     expect(await during).toEqual({ ready: false, reason: 'draining' });
   });
 
+  it('drained (an operator drain) answers 503 drained without a probe, over the update flow; undrained, the live probe answers again', async () => {
+    const { probe, board } = setup();
+    board.setDrained('web', true);
+    expect(await board.check('web')).toEqual({ ready: false, reason: 'drained' });
+    board.setDraining('web', true);
+    board.setDraining('web', false);
+    board.setHealthy('web', true);
+    expect(await board.check('web')).toEqual({ ready: false, reason: 'drained' });
+    expect(probe.calls).toBe(0);
+
+    board.setDrained('web', false);
+    probe.verdict = { pass: false, reason: 'check-failed' };
+    const live = board.check('web');
+    await tick();
+    probe.answer();
+    expect(await live).toEqual({ ready: false, reason: 'check-failed' });
+  });
+
   it('a hold (setHealthy false) answers starting while the probe passes; setHealthy true lifts it', async () => {
     const { probe, board } = setup();
     board.setHealthy('web', false);

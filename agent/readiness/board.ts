@@ -30,6 +30,8 @@ export interface ReadinessBoard extends Readiness {
   check(service: string): Promise<ReadinessAnswer>;
   /** The answer from the flags and the last probe result, however old, without probing (logs, tests). */
   status(service: string): ReadinessAnswer | undefined;
+  /** An operator's drain (`baton drain`): 503 `drained` until undrained, whatever the update flow and the probe say. */
+  setDrained(service: string, drained: boolean): void;
 }
 
 interface ServiceState extends FlowFlags {
@@ -45,7 +47,7 @@ export function createReadinessBoard(options: ReadinessBoardOptions): ReadinessB
     // Not held at start: until the reconcile says otherwise, the live probe decides (a restarted
     // agent answers for a running container at once). The agent holds a service whose update a
     // crash left half done (Agent.prepare).
-    states.set(service, { draining: false, held: false, last: undefined, inFlight: undefined, logged: undefined });
+    states.set(service, { draining: false, held: false, drained: false, last: undefined, inFlight: undefined, logged: undefined });
   }
 
   const stateOf = (service: string): ServiceState => {
@@ -99,8 +101,8 @@ export function createReadinessBoard(options: ReadinessBoardOptions): ReadinessB
     probe,
     async check(service) {
       const state = stateOf(service);
-      // Draining: the update flow owns the container; no probe can change the answer.
-      if (!state.draining) await probe(service);
+      // Draining or drained: no probe can change the answer.
+      if (!state.draining && !state.drained) await probe(service);
       // The flags as they are now, not as they were when the probe started.
       return noteChange(service, state);
     },
@@ -113,6 +115,9 @@ export function createReadinessBoard(options: ReadinessBoardOptions): ReadinessB
     },
     setHealthy(service, healthy) {
       setFlags(service, { held: !healthy });
+    },
+    setDrained(service, drained) {
+      setFlags(service, { drained });
     },
   };
 }

@@ -50,14 +50,25 @@ describe('readiness truth table', () => {
   });
 
   it.each(rows)('engine $name, check $check, docker health required $dockerHealth, draining $draining, held $held', (row) => {
-    const answer = decideAnswer({ draining: row.draining, held: row.held }, judgeProbe(row.view, row.check, row.dockerHealth));
+    const answer = decideAnswer({ draining: row.draining, held: row.held, drained: false }, judgeProbe(row.view, row.check, row.dockerHealth));
     const want = expected(row.view, row.check, row.dockerHealth, row.draining, row.held);
     expect(answer).toEqual(want === 'ok' ? { ready: true, reason: undefined } : { ready: false, reason: want });
   });
 
   it('answers starting before any probe has answered, draining first', () => {
-    expect(decideAnswer({ draining: false, held: false }, undefined)).toEqual({ ready: false, reason: 'starting' });
-    expect(decideAnswer({ draining: true, held: false }, undefined)).toEqual({ ready: false, reason: 'draining' });
+    expect(decideAnswer({ draining: false, held: false, drained: false }, undefined)).toEqual({ ready: false, reason: 'starting' });
+    expect(decideAnswer({ draining: true, held: false, drained: false }, undefined)).toEqual({ ready: false, reason: 'draining' });
+  });
+
+  it('answers drained while an operator drained the node, whatever the update flow and the probe say', () => {
+    const verdicts = [{ pass: true } as const, { pass: false, reason: 'check-failed' } as const, undefined];
+    for (const probe of verdicts) {
+      for (const draining of [false, true]) {
+        for (const held of [false, true]) {
+          expect(decideAnswer({ draining, held, drained: true }, probe)).toEqual({ ready: false, reason: 'drained' });
+        }
+      }
+    }
   });
 });
 

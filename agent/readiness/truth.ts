@@ -17,11 +17,11 @@ export type ProbeFailure =
   | 'starting';
 
 /**
- * Why `/ready/<service>` answers 503: `draining` (the update flow drains it), a probe failure, or
- * `starting` also while the update flow or the start-up reconcile holds the service out until it
- * has checked it (setHealthy(false)).
+ * Why `/ready/<service>` answers 503: `drained` (an operator drained the node: `baton drain`),
+ * `draining` (the update flow drains it), a probe failure, or `starting` also while the update flow
+ * or the start-up reconcile holds the service out until it has checked it (setHealthy(false)).
  */
-export type NotReadyReason = 'draining' | ProbeFailure;
+export type NotReadyReason = 'drained' | 'draining' | ProbeFailure;
 
 export type ReadinessAnswer = { ready: true; reason: undefined } | { ready: false; reason: NotReadyReason };
 
@@ -36,10 +36,14 @@ export type EngineView =
 /** The app's HTTP check: passed, failed (a wrong status, a timeout, a refused connection), or none configured. */
 export type CheckView = 'pass' | 'fail' | 'none';
 
-/** The update flow's say: draining (503 whatever the probe says), and held out until it has checked the container. */
+/**
+ * The update flow's say: draining (503 whatever the probe says), and held out until it has checked
+ * the container; and the operator's: drained (503 whatever the probe says, until undrained).
+ */
 export interface FlowFlags {
   draining: boolean;
   held: boolean;
+  drained: boolean;
 }
 
 export function engineViewOf(container: ContainerInfo | undefined): EngineView {
@@ -78,11 +82,12 @@ export function judgeProbe(engine: EngineView, check: CheckView, requireDockerHe
 }
 
 /**
- * The answer: draining wins (the update flow owns the container from drain to success, whatever the
- * probe says); then a failing probe with its reason; then a hold; then ready. `probe` undefined: no
- * probe has answered yet.
+ * The answer: an operator's drain wins (the node stays out until undrained), then draining (the
+ * update flow owns the container from drain to success, whatever the probe says); then a failing
+ * probe with its reason; then a hold; then ready. `probe` undefined: no probe has answered yet.
  */
 export function decideAnswer(flags: FlowFlags, probe: ProbeVerdict | undefined): ReadinessAnswer {
+  if (flags.drained) return { ready: false, reason: 'drained' };
   if (flags.draining) return { ready: false, reason: 'draining' };
   if (probe !== undefined && !probe.pass) return { ready: false, reason: probe.reason };
   if (flags.held || probe === undefined) return { ready: false, reason: 'starting' };

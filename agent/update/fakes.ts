@@ -455,6 +455,7 @@ export class FakeCoordinator implements CoordinatorClient {
     rolloutState: null,
     rolloutSeq: 0,
     rolledBackFrom: null,
+    drained: null,
   };
   private pollNowPending = false;
 

@@ -98,7 +98,7 @@ export interface UpdateResult {
 }
 
 /** Refusals that end the attempt: waiting would not help (`stale`: the tag moved; the agent polls again). */
-const attemptEndingRefusals: ReadonlySet<RefusalReason> = new Set(['halted', 'aborted', 'superseded', 'rolled-back', 'stale']);
+const attemptEndingRefusals: ReadonlySet<RefusalReason> = new Set(['halted', 'aborted', 'superseded', 'rolled-back', 'stale', 'drained']);
 
 /** After a failed acquire request (coordinator unreachable): short, capped, reset by any answer. */
 const defaultLeaseRetryBackoff: BackoffPolicy = { initialDelayMs: 1_000, maxDelayMs: 5_000, multiplier: 2 };

@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
+  drainRequestSchema,
   groupActionRequestSchema,
   groupActions,
   groupNameSchema,
@@ -11,6 +12,7 @@ import {
   registryEnvelopeSchema,
   releaseRequestSchema,
   renewRequestSchema,
+  undrainRequestSchema,
   type ErrorResponse,
 } from '../../shared/api/v1.js';
 import type { Logger } from '../../shared/logger.js';
@@ -125,6 +127,19 @@ export function createHttpServer(options: HttpServerOptions) {
     const { nodeId } = parse(nodeParamsSchema, request.params, 'path');
     const { group } = parse(forgetQuerySchema, request.query, 'query');
     return service.forget(nodeId, group);
+  });
+
+  // The body is optional: a bare POST drains the node in every group, without a reason.
+  app.post('/v1/nodes/:nodeId/drain', { onRequest: guard('admin') }, async (request) => {
+    const { nodeId } = parse(nodeParamsSchema, request.params, 'path');
+    const body = parse(drainRequestSchema, request.body ?? {}, 'body');
+    return service.drain(nodeId, body.group, body.reason);
+  });
+
+  app.post('/v1/nodes/:nodeId/undrain', { onRequest: guard('admin') }, async (request) => {
+    const { nodeId } = parse(nodeParamsSchema, request.params, 'path');
+    const body = parse(undrainRequestSchema, request.body ?? {}, 'body');
+    return service.undrain(nodeId, body.group);
   });
 
   app.post('/v1/leases', { onRequest: guard('agent') }, async (request, reply) => {

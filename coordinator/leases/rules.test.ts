@@ -120,6 +120,7 @@ function group(fixture: Fixture = {}): GroupState {
     nodes: new Map(nodes.map((n) => [n.nodeId, n])),
     rollouts: fixture.rollouts ?? [],
     activeLeases: new Map(leases.map((l) => [l.leaseId, l])),
+    activeDrains: new Map(),
   };
 }
 
@@ -1130,6 +1131,7 @@ describe('decideHeartbeat', () => {
       rolloutState: null,
       rolloutSeq: 0,
       rolledBackFrom: null,
+      drained: null,
     });
   });
 
@@ -1160,6 +1162,7 @@ describe('decideHeartbeat', () => {
       rolloutState: 'paused',
       rolloutSeq: 1,
       rolledBackFrom: null,
+      drained: null,
     });
   });
 

@@ -1,6 +1,5 @@
 import type { z } from 'zod';
 import type {
-  EventType,
   GroupActionName,
   GroupActionResponse,
   heartbeatRequestSchema,
@@ -16,19 +15,21 @@ import type {
   RolloutCause,
   RolloutState,
 } from '../../shared/api/v1.js';
-import { applyChange } from '../state/apply.js';
 import type {
-  Change,
   Decision,
   GroupPolicy,
   GroupState,
   LeaseEnd,
   LeaseRecord,
-  NewEvent,
   NodeRecord,
   RolloutRecord,
 } from '../state/model.js';
+import { capacityBlocker, heldLeases, isHeld, isSilent } from './capacity.js';
+import { drainInfoOf, endDrainOfNode } from './drain.js';
+import { Draft } from './draft.js';
 import { effectiveMaxUnavailable } from './policy.js';
+
+export { heldLeases, isHeld, isSilent } from './capacity.js';
 
 /**
  * The coordinator's lease and rollout rules: pure functions of a group's state. Each returns
@@ -71,7 +72,6 @@ export interface RolloutProgress {
 
 const PAUSED_RETRY_MS = 10_000;
 const FINAL_REFUSAL_RETRY_MS = 60_000;
-const MAX_NAMED_NODES = 5;
 
 // ---- Reading the state
 
@@ -83,20 +83,6 @@ export function currentRollout(state: Pick<GroupState, 'rollouts'>): RolloutReco
 /** The digest the group's tag pointed at when `rollout` opened: a rollback's is the one it rolled back from. */
 export function tagDigestOf(rollout: RolloutRecord): string {
   return rollout.rolledBackFrom ?? rollout.targetDigest;
-}
-
-/** A node is silent once its last heartbeat is older than the miss limit. */
-export function isSilent(node: NodeRecord, policy: GroupPolicy, nowMs: number): boolean {
-  return nowMs - node.lastHeartbeatMs > policy.heartbeatMissLimitMs;
-}
-
-/** Whether a lease still entitles its node to be out of service (an expired one does not, recorded or not). */
-export function isHeld(lease: LeaseRecord, nowMs: number): boolean {
-  return lease.endedAtMs === null && lease.expiresAtMs > nowMs;
-}
-
-export function heldLeases(state: Pick<GroupState, 'activeLeases'>, nowMs: number): LeaseRecord[] {
-  return [...state.activeLeases.values()].filter((lease) => isHeld(lease, nowMs));
 }
 
 /** How far a rollout has come; `updating` counts the leases out for it. */
@@ -127,103 +113,6 @@ function activeLeasesOfNode(state: GroupState, nodeId: string): LeaseRecord[] {
 }
 
 // ---- Building a decision
-
-type EventDetails = Partial<Omit<NewEvent, 'type' | 'group' | 'atMs'>>;
-type NodeChange = Extract<Change, { kind: 'put-node' | 'heartbeat' | 'delete-node' }>;
-
-/**
- * A working copy of a group's state plus the changes that led to it from the original.
- * Node edits are kept aside rather than applied to a copy of the node map: a heartbeat
- * must not cost a copy of every node of a large group. So `state` has no nodes; ask the
- * draft for them.
- */
-class Draft {
-  private readonly view: GroupState;
-  private readonly nodeEdits = new Map<string, NodeRecord | undefined>();
-  private readonly copied = new Set<'rollouts' | 'activeLeases'>();
-  readonly changes: Change[] = [];
-
-  constructor(
-    private readonly original: GroupState,
-    readonly nowMs: number,
-  ) {
-    this.view = { ...original };
-  }
-
-  get state(): Omit<GroupState, 'nodes'> {
-    return this.view;
-  }
-
-  node(nodeId: string): NodeRecord | undefined {
-    return this.nodeEdits.has(nodeId) ? this.nodeEdits.get(nodeId) : this.original.nodes.get(nodeId);
-  }
-
-  *nodes(): Iterable<NodeRecord> {
-    for (const node of this.nodeEdits.values()) if (node !== undefined) yield node;
-    for (const node of this.original.nodes.values()) if (!this.nodeEdits.has(node.nodeId)) yield node;
-  }
-
-  nodeCount(): number {
-    let count = this.original.nodes.size;
-    for (const [nodeId, node] of this.nodeEdits) {
-      const existed = this.original.nodes.has(nodeId);
-      if (node === undefined && existed) count -= 1;
-      if (node !== undefined && !existed) count += 1;
-    }
-    return count;
-  }
-
-  record(change: Change): void {
-    if (isNodeChange(change)) this.editNode(change);
-    else this.applyToView(change);
-    this.changes.push(change);
-  }
-
-  event(type: EventType, details: EventDetails): void {
-    this.record({
-      kind: 'append-event',
-      event: {
-        type,
-        group: this.view.group.name,
-        atMs: this.nowMs,
-        nodeId: null,
-        digest: null,
-        leaseId: null,
-        fencingToken: null,
-        reason: null,
-        outcome: null,
-        message: null,
-        ...details,
-      },
-    });
-  }
-
-  decide<Result>(result: Result): Decision<Result> {
-    return { result, changes: this.changes };
-  }
-
-  private editNode(change: NodeChange): void {
-    if (change.kind === 'delete-node') this.nodeEdits.set(change.nodeId, undefined);
-    else this.nodeEdits.set(change.node.nodeId, change.node);
-  }
-
-  // The original's collections are copied on their first write only.
-  private applyToView(change: Exclude<Change, NodeChange>): void {
-    if (change.kind === 'put-rollout' && !this.copied.has('rollouts')) {
-      this.copied.add('rollouts');
-      this.view.rollouts = [...this.view.rollouts];
-    }
-    if (change.kind === 'put-lease' && !this.copied.has('activeLeases')) {
-      this.copied.add('activeLeases');
-      this.view.activeLeases = new Map(this.view.activeLeases);
-    }
-    applyChange(this.view, change);
-  }
-}
-
-function isNodeChange(change: Change): change is NodeChange {
-  return change.kind === 'put-node' || change.kind === 'heartbeat' || change.kind === 'delete-node';
-}
 
 function endLease(draft: Draft, lease: LeaseRecord, endedAs: LeaseEnd): LeaseRecord {
   const ended = { ...lease, endedAtMs: draft.nowMs, endedAs };
@@ -300,6 +189,10 @@ export function decideAcquire(
     }
     const message = `node ${request.nodeId} already holds lease ${held.leaseId} for ${held.targetDigest}; release it first`;
     return refuse(draft, request, policy, 'busy', message);
+  }
+  if (state.activeDrains.has(request.nodeId)) {
+    const message = `node ${request.nodeId} is drained by an operator in group ${request.group}; it updates once undrained`;
+    return refuse(draft, request, policy, 'drained', message);
   }
   const rollout = rolloutForRequest(draft, request, ids.rolloutId);
   if ('reason' in rollout) return refuse(draft, request, policy, rollout.reason, rollout.message);
@@ -480,52 +373,7 @@ function grantBlocker(
   if (state.group.paused || rollout.state === 'paused') {
     return { reason: 'paused', message: `group ${group} is paused; no update starts until it is resumed` };
   }
-  const held = heldLeases(state, nowMs);
-  const allowed = effectiveMaxUnavailable(policy, state.nodes.size);
-  if (held.length >= allowed) {
-    const holders = nameList(held.map((lease) => lease.nodeId));
-    return {
-      reason: 'busy',
-      message: `group ${group} already has ${held.length} of ${allowed} allowed nodes updating (${holders})`,
-    };
-  }
-  const missing = peersOutOfService(state, request.nodeId, held, policy, nowMs);
-  if (missing.length > 0) {
-    return {
-      reason: 'unhealthy-peer',
-      message:
-        `group ${group} is already missing capacity: ${nameList(missing)}; ` +
-        'waiting for them to recover or be forgotten',
-    };
-  }
-  return undefined;
-}
-
-/** Other nodes already out of service without a lease, described for the refusal message. */
-function peersOutOfService(
-  state: GroupState,
-  nodeId: string,
-  held: LeaseRecord[],
-  policy: GroupPolicy,
-  nowMs: number,
-): string[] {
-  const holders = new Set(held.map((lease) => lease.nodeId));
-  const missing: string[] = [];
-  for (const node of state.nodes.values()) {
-    if (node.nodeId === nodeId || holders.has(node.nodeId)) continue;
-    if (isSilent(node, policy, nowMs)) {
-      missing.push(`${node.nodeId} (silent for ${Math.round((nowMs - node.lastHeartbeatMs) / 1_000)}s)`);
-    } else if (node.health !== 'healthy') {
-      missing.push(`${node.nodeId} (${node.health})`);
-    }
-  }
-  return missing;
-}
-
-function nameList(names: string[]): string {
-  const shown = names.slice(0, MAX_NAMED_NODES).join(', ');
-  const more = names.length - MAX_NAMED_NODES;
-  return more > 0 ? `${shown} and ${more} more` : shown;
+  return capacityBlocker(state, request.nodeId, policy, nowMs);
 }
 
 /** A refused node first in line asks again this soon, so a slot freed by a release is taken within about this long. */
@@ -539,6 +387,7 @@ export function retryAfterMs(reason: RefusalReason, policy: GroupPolicy, nextInL
       // A lease usually ends or is renewed within a fraction of its TTL; ask again about then.
       return Math.round(Math.min(5_000, Math.max(1_000, policy.leaseTtlMs / 6)));
     case 'paused':
+    case 'drained':
       return PAUSED_RETRY_MS;
     case 'halted':
     case 'aborted':
@@ -802,6 +651,7 @@ export function decideHeartbeat(
     rolloutState: rollout?.state ?? null,
     rolloutSeq: rollout?.seq ?? 0,
     rolledBackFrom: rollout !== undefined && isOpenOrCompleted(rollout.state) ? rollout.rolledBackFrom : null,
+    drained: drainInfoOf(draft.state.activeDrains.get(nodeId)),
   });
 }
 
@@ -944,7 +794,7 @@ function abort(draft: Draft, reason: string | undefined): Conflict | undefined {
   return undefined;
 }
 
-/** Removes a node for good (a decommissioned host): it no longer counts, nor blocks grants as silent. */
+/** Removes a node for good (a decommissioned host): it no longer counts, nor blocks grants as silent; its drain ends. */
 export function decideForget(state: GroupState, nodeId: string, nowMs: number): Decision<ForgetResult> {
   const draft = new Draft(state, nowMs);
   const node = state.nodes.get(nodeId);
@@ -952,6 +802,7 @@ export function decideForget(state: GroupState, nodeId: string, nowMs: number): 
     return draft.decide({ kind: 'not-found', message: `no node ${nodeId} in group ${state.group.name}` });
   }
   const endedLeases = activeLeasesOfNode(state, nodeId).map((lease) => endLease(draft, lease, 'forgotten'));
+  endDrainOfNode(draft, nodeId, 'forgotten');
   const lastLease = endedLeases.at(-1);
   draft.record({ kind: 'delete-node', group: state.group.name, nodeId });
   draft.event('node-forgotten', {

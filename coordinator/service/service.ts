@@ -1,5 +1,6 @@
 import type {
   BatonEvent,
+  DrainResponse,
   GroupActionName,
   GroupActionResponse,
   HeartbeatResponse,
@@ -18,6 +19,7 @@ import type { CoordinatorConfig } from '../../shared/config/coordinator.js';
 import { BatonError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { z } from 'zod';
+import { decideDrain, decideUndrain, drainInfoOf } from '../leases/drain.js';
 import { effectiveMaxUnavailable, resolvePolicy } from '../leases/policy.js';
 import {
   currentRollout,
@@ -189,10 +191,7 @@ export class CoordinatorService {
 
   /** Forgets a node in every group it belongs to (or only in `group`). */
   async forget(nodeId: string, group?: string): Promise<{ nodeId: string; groups: string[] }> {
-    const groups = [...this.groups.values()]
-      .filter((state) => (group === undefined || state.group.name === group) && state.nodes.has(nodeId))
-      .map((state) => state.group.name);
-    if (groups.length === 0) throw new NotFoundError(`unknown node ${JSON.stringify(nodeId)}`);
+    const groups = this.groupsOfNode(nodeId, group);
     for (const name of groups) {
       await this.withGroup(name, async (state, nowMs) => {
         const decision = decideForget(state, nodeId, nowMs);
@@ -203,6 +202,58 @@ export class CoordinatorService {
       });
     }
     return { nodeId, groups };
+  }
+
+  /**
+   * Drains a node in every group it belongs to (or only in `group`), each drain taking one of its
+   * group's slots. All or nothing as far as the coordinator can tell: every group is asked first,
+   * and if any refuses, nothing is drained and the refusals are the answer (409). (A grant in
+   * another group between the check and the drain may still refuse that group alone; the message
+   * then says which groups were drained, and draining again is harmless.)
+   */
+  async drain(nodeId: string, group: string | undefined, reason: string | undefined): Promise<DrainResponse> {
+    const groups = this.groupsOfNode(nodeId, group);
+    const refusals: string[] = [];
+    for (const name of groups) {
+      const state = this.groups.get(name);
+      if (state === undefined) continue;
+      const policy = resolvePolicy(this.options.config, name);
+      const dryRun = decideDrain(state, nodeId, reason, policy, this.options.clock.nowMs(), 'dry-run');
+      if (dryRun.result.kind === 'refused') refusals.push(dryRun.result.message);
+    }
+    if (refusals.length > 0) throw new ConflictError(`node ${nodeId} not drained: ${refusals.join('; ')}`);
+    const answer: DrainResponse = { nodeId, groups: [] };
+    for (const name of groups) {
+      await this.withGroup(name, async (state, nowMs) => {
+        const decision = decideDrain(state, nodeId, reason, resolvePolicy(this.options.config, name), nowMs, this.options.newId());
+        await this.commit(state, decision.changes);
+        const result = decision.result;
+        if (result.kind === 'not-found') throw new NotFoundError(result.message);
+        if (result.kind === 'refused') {
+          const done = answer.groups.map((g) => g.group);
+          const already = done.length === 0 ? '' : ` (drained meanwhile in ${done.join(', ')}; \`baton undrain\` or drain again)`;
+          throw new ConflictError(`node ${nodeId} not drained: ${result.message}${already}`);
+        }
+        answer.groups.push({ group: name, drained: drainInfoOf(result.drain), changed: result.changed });
+      });
+    }
+    return answer;
+  }
+
+  /** Ends a node's drains in every group it belongs to (or only in `group`); the agent learns it at its next heartbeat. */
+  async undrain(nodeId: string, group: string | undefined): Promise<DrainResponse> {
+    const answer: DrainResponse = { nodeId, groups: [] };
+    for (const name of this.groupsOfNode(nodeId, group)) {
+      await this.withGroup(name, async (state, nowMs) => {
+        const decision = decideUndrain(state, nodeId, nowMs);
+        await this.commit(state, decision.changes);
+        if (decision.result.kind === 'not-found') throw new NotFoundError(decision.result.message);
+        // Back in service: look at the tag now rather than at the next scheduled poll.
+        if (decision.result.ended !== undefined) this.pollSet(name).add(nodeId);
+        answer.groups.push({ group: name, drained: null, changed: decision.result.ended !== undefined });
+      });
+    }
+    return answer;
   }
 
   /** A registry push: every node following the pushed repository and tag polls on its next heartbeat. */
@@ -284,6 +335,7 @@ export class CoordinatorService {
           silent: isSilent(node, policy, nowMs),
           configProblem: this.configProblems.get(heartbeatKey(node.group, node.nodeId)) ?? null,
           healthReason: this.healthReasons.get(heartbeatKey(node.group, node.nodeId)) ?? null,
+          drained: drainInfoOf(state.activeDrains.get(node.nodeId)),
         })),
       leases: [...state.activeLeases.values()].map((lease) => ({
         leaseId: lease.leaseId,
@@ -312,6 +364,18 @@ export class CoordinatorService {
     if (before !== problem) {
       this.options.logger.warn({ group, node: nodeId, configProblem: problem }, 'node runs on its last known good config: its config file is invalid');
     }
+  }
+
+  /** The groups `nodeId` belongs to (only `group`, if given); NotFoundError when none. */
+  private groupsOfNode(nodeId: string, group: string | undefined): string[] {
+    const groups = [...this.groups.values()]
+      .filter((state) => (group === undefined || state.group.name === group) && state.nodes.has(nodeId))
+      .map((state) => state.group.name)
+      .sort();
+    if (groups.length === 0) {
+      throw new NotFoundError(`unknown node ${JSON.stringify(nodeId)}${group === undefined ? '' : ` in group ${JSON.stringify(group)}`}`);
+    }
+    return groups;
   }
 
   private pollSet(group: string): Set<string> {

@@ -69,6 +69,7 @@ describe('emptyGroupState', () => {
       nodes: new Map(),
       rollouts: [],
       activeLeases: new Map(),
+      activeDrains: new Map(),
     });
   });
 

@@ -1,4 +1,4 @@
-import type { Change, GroupState, LeaseRecord, RolloutRecord } from './model.js';
+import type { Change, DrainRecord, GroupState, LeaseRecord, RolloutRecord } from './model.js';
 
 /** The state of a group the store has never written. */
 export function emptyGroupState(name: string): GroupState {
@@ -7,6 +7,7 @@ export function emptyGroupState(name: string): GroupState {
     nodes: new Map(),
     rollouts: [],
     activeLeases: new Map(),
+    activeDrains: new Map(),
   };
 }
 
@@ -37,6 +38,9 @@ export function applyChange(state: GroupState, change: Change): void {
     case 'put-lease':
       putLease(state, change.lease);
       return;
+    case 'put-drain':
+      putDrain(state, change.drain);
+      return;
     case 'append-event':
       return;
   }
@@ -51,4 +55,9 @@ function putRollout(state: GroupState, rollout: RolloutRecord): void {
 function putLease(state: GroupState, lease: LeaseRecord): void {
   if (lease.endedAtMs === null) state.activeLeases.set(lease.leaseId, lease);
   else state.activeLeases.delete(lease.leaseId);
+}
+
+function putDrain(state: GroupState, drain: DrainRecord): void {
+  if (drain.endedAtMs === null) state.activeDrains.set(drain.nodeId, drain);
+  else if (state.activeDrains.get(drain.nodeId)?.drainId === drain.drainId) state.activeDrains.delete(drain.nodeId);
 }

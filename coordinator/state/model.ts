@@ -81,6 +81,24 @@ export interface LeaseRecord {
   endedAs: LeaseEnd | null;
 }
 
+export type DrainEnd = 'undrained' | 'forgotten';
+
+/**
+ * An operator's drain of one node in one group (`baton drain`): lease-like, it holds one of the
+ * group's maxUnavailable slots on the node's behalf, but it has no TTL. It lasts until `baton
+ * undrain` or until the node is forgotten.
+ */
+export interface DrainRecord {
+  drainId: string;
+  group: string;
+  nodeId: string;
+  /** What the operator said (`--reason`); null when nothing was said. */
+  reason: string | null;
+  startedAtMs: number;
+  endedAtMs: number | null;
+  endedAs: DrainEnd | null;
+}
+
 export interface GroupState {
   group: GroupRecord;
   /** Keyed by node id. */
@@ -89,6 +107,8 @@ export interface GroupState {
   rollouts: RolloutRecord[];
   /** Leases not yet ended (released, expired or forgotten), keyed by lease id. */
   activeLeases: Map<string, LeaseRecord>;
+  /** Drains not yet ended, keyed by node id (a node has at most one). */
+  activeDrains: Map<string, DrainRecord>;
 }
 
 export type NewEvent = Omit<BatonEvent, 'seq'>;
@@ -104,6 +124,7 @@ export type Change =
   | { kind: 'delete-node'; group: string; nodeId: string }
   | { kind: 'put-rollout'; rollout: RolloutRecord }
   | { kind: 'put-lease'; lease: LeaseRecord }
+  | { kind: 'put-drain'; drain: DrainRecord }
   | { kind: 'append-event'; event: NewEvent };
 
 /** What a rule returns: the answer for the caller and the changes that make it true. */

@@ -17,7 +17,8 @@
  *   `lease-time-left`; with the admin token `admin-actions` > `pause` | `resume`, `abort`,
  *   `rollback` (abort and rollback ask for a second click), `retry` (halted, aborted, rolled back).
  * - nodes: `node-row` [data-node-id, data-group] > `node-id`, `node-group`, `node-host`,
- *   `node-digest` [data-on-target], `node-health` [data-reason], `node-heartbeat`, `node-step`; after a node's
+ *   `node-digest` [data-on-target], `node-health` [data-reason], `node-heartbeat`, `node-step`, `node-drain` (> `node-drained`
+ *   while an operator drained it; with the admin token > `drain` | `undrain` [data-node-id, data-group]); after a node's
  *   row, `node-config-problem` [data-node-id, data-group] while its agent runs on its last known
  *   good config.
  * - events: `events` > `event` [data-seq, data-type] > `event-text`; `show-renewals`,
@@ -296,6 +297,19 @@ export const clientScript = String.raw`
 
   var HEALTH_CLASS = { healthy: 'ok', starting: 'info', draining: 'warn', unhealthy: 'bad', stopped: 'off', unknown: 'off' };
 
+  // An operator's drain (baton drain): the chip, and for admins the button that drains or undrains.
+  function drainControls(group, n) {
+    var chip = n.drained ? el('span', { className: 'chip chip-warn', 'data-testid': 'node-drained', title: n.drained.reason || '',
+      text: 'drained' + (n.drained.reason ? ': ' + n.drained.reason : '') }) : null;
+    if (!admin) return [chip];
+    var action = n.drained ? 'undrain' : 'drain';
+    var button = el('button', { type: 'button', className: 'btn btn-small', 'data-testid': action, 'data-node-id': n.nodeId,
+      'data-group': group, text: n.drained ? 'Undrain' : 'Drain' });
+    if (busy.has(group + '\u0000' + n.nodeId + '\u0000drain')) button.disabled = true;
+    button.addEventListener('click', function () { onNodeAction(group, n.nodeId, action); });
+    return [chip, button];
+  }
+
   function renderNodes() {
     var s = model.status;
     var body = byId('nodes-body');
@@ -309,6 +323,7 @@ export const clientScript = String.raw`
         var onTarget = target !== null && n.currentDigest === target;
         var healthKey = n.silent ? 'silent' : n.health;
         var rowClass = (holders.has(n.nodeId) ? 'holding' : '') + (n.configProblem ? ' has-config-problem' : '');
+        var drain = drainControls(g.name, n);
         rows.push(el('tr', { 'data-testid': 'node-row', 'data-node-id': n.nodeId, 'data-group': g.name, className: rowClass.trim() },
           el('td', { 'data-testid': 'node-id', className: 'node-id', text: n.nodeId }),
           el('td', { 'data-testid': 'node-group', className: 'col-group', text: g.name }),
@@ -320,17 +335,18 @@ export const clientScript = String.raw`
             el('span', { className: 'health health-' + (n.silent ? 'bad' : HEALTH_CLASS[n.health] || 'off'), 'data-health': healthKey, 'data-reason': n.healthReason || '',
               text: n.silent ? 'silent (' + n.health + ')' : n.health + (n.healthReason ? ': ' + n.healthReason : '') })),
           el('td', { 'data-testid': 'node-heartbeat', className: 'muted', 'data-at': n.lastHeartbeatMs, text: ago(n.lastHeartbeatMs) }),
-          el('td', { 'data-testid': 'node-step' }, el('span', { className: 'chip' + (n.step === 'idle' ? ' chip-muted' : ''), text: n.step }))));
+          el('td', { 'data-testid': 'node-step' }, el('span', { className: 'chip' + (n.step === 'idle' ? ' chip-muted' : ''), text: n.step })),
+          el('td', { 'data-testid': 'node-drain' }, drain[0], drain[1])));
         // The agent runs on its last known good config: its config file is invalid (soft state from its heartbeat).
         if (n.configProblem) {
           rows.push(el('tr', { className: 'config-problem-row', 'data-testid': 'node-config-problem', 'data-node-id': n.nodeId, 'data-group': g.name },
-            el('td', { colspan: 7 },
+            el('td', { colspan: 8 },
               el('span', { className: 'chip chip-bad', text: 'config invalid' }),
               el('span', { className: 'config-problem-text', text: n.configProblem }))));
         }
       });
     });
-    if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 7, className: 'muted', text: 'No nodes yet.' })));
+    if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 8, className: 'muted', text: 'No nodes yet.' })));
     replaceAll(body, rows);
   }
 
@@ -339,7 +355,8 @@ export const clientScript = String.raw`
   var EVENT_CLASS = {
     halt: 'bad', abort: 'bad', expiry: 'warn', refusal: 'muted', pause: 'warn', resume: 'info',
     'rollout-completed': 'ok', 'rollout-opened': 'info', grant: 'info', release: 'ok', renew: 'muted',
-    'rollout-superseded': 'muted', 'node-joined': 'info', 'node-forgotten': 'warn', 'registry-push': 'info'
+    'rollout-superseded': 'muted', 'node-joined': 'info', 'node-forgotten': 'warn', 'registry-push': 'info',
+    drain: 'warn', undrain: 'info'
   };
 
   // Full digests and rollout ids drown a one-line message; the full text stays in the title.
@@ -506,6 +523,28 @@ export const clientScript = String.raw`
     }).then(function () {
       busy.delete(key);
       if (model.status) renderGroups();
+    });
+  }
+
+  function onNodeAction(group, nodeId, action) {
+    var key = group + '\u0000' + nodeId + '\u0000drain';
+    busy.add(key);
+    renderNodes();
+    var body = action === 'drain' ? { group: group, reason: 'drained from the status page' } : { group: group };
+    fetch('/v1/nodes/' + encodeURIComponent(nodeId) + '/' + action, {
+      method: 'POST', credentials: 'same-origin',
+      headers: { 'content-type': 'application/json', 'x-baton-csrf': '1' },
+      body: JSON.stringify(body)
+    }).then(function (answer) {
+      return answer.json().then(function (result) {
+        if (answer.ok) showToast('Node ' + nodeId + ': ' + action + ' done.', false);
+        else showToast('Node ' + nodeId + ': ' + action + ' refused: ' + (result && result.message ? result.message : answer.status), true);
+      });
+    }, function (error) {
+      showToast('Node ' + nodeId + ': ' + action + ' failed: ' + error, true);
+    }).then(function () {
+      busy.delete(key);
+      if (model.status) renderNodes();
     });
   }
 

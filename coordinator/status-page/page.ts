@@ -93,6 +93,7 @@ ul.leases { list-style: none; margin: 0; padding: 0; }
 .btn:hover { border-color: var(--accent); }
 .btn:disabled { opacity: .5; cursor: default; }
 .btn-quiet { color: var(--bad); }
+.btn-small { padding: 2px 8px; font-size: 12px; margin-left: 6px; }
 .btn-danger { background: var(--bad); border-color: var(--bad); color: #fff; }
 .chip { display: inline-block; font-size: 12px; padding: 1px 8px; border-radius: 999px; background: var(--accent-soft); color: var(--accent); white-space: nowrap; }
 .chip-muted { background: var(--off-soft); color: var(--muted); }
@@ -202,7 +203,7 @@ export function renderStatusPage(options: { admin: boolean; signedIn: boolean; v
   <section aria-label="Nodes"><h2>Nodes</h2>
     <div class="table-wrap" id="nodes" data-testid="nodes">
       <table>
-        <thead><tr><th>Node</th><th class="col-group">Group</th><th>Host</th><th>Digest</th><th>Health</th><th>Last heartbeat</th><th>Step</th></tr></thead>
+        <thead><tr><th>Node</th><th class="col-group">Group</th><th>Host</th><th>Digest</th><th>Health</th><th>Last heartbeat</th><th>Step</th><th>Drain</th></tr></thead>
         <tbody id="nodes-body"></tbody>
       </table>
     </div>

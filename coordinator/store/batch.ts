@@ -25,6 +25,8 @@ export function groupOfChange(change: Change): string {
       return change.rollout.group;
     case 'put-lease':
       return change.lease.group;
+    case 'put-drain':
+      return change.drain.group;
     case 'append-event':
       return change.event.group;
   }

@@ -154,9 +154,29 @@ FROM rollouts_v1_copy c;
 DROP TABLE rollouts_v1_copy;
 `;
 
+/**
+ * Operator drains (`baton drain`): one row per drain, kept after it ends like a lease. A node has
+ * at most one drain not yet ended in a group (the partial unique index).
+ */
+const drains = `
+CREATE TABLE drains (
+  drain_id      TEXT    NOT NULL PRIMARY KEY,
+  group_name    TEXT    NOT NULL REFERENCES groups (name) DEFERRABLE INITIALLY DEFERRED,
+  node_id       TEXT    NOT NULL,
+  reason        TEXT,
+  started_at_ms INTEGER NOT NULL,
+  ended_at_ms   INTEGER,
+  ended_as      TEXT    CHECK (ended_as IN ('undrained', 'forgotten')),
+  CHECK ((ended_at_ms IS NULL) = (ended_as IS NULL))
+) STRICT;
+
+CREATE UNIQUE INDEX drains_one_active_per_node ON drains (group_name, node_id) WHERE ended_at_ms IS NULL;
+`;
+
 export const migrations: readonly Migration[] = [
   { version: 1, name: 'initial schema', sql: initialSchema },
   { version: 2, name: 'rollouts by push', sql: rolloutsByPush },
+  { version: 3, name: 'operator drains', sql: drains },
 ];
 
 /** The database was written by a newer Baton; opening it could corrupt what this code does not know. */

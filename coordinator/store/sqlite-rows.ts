@@ -1,5 +1,7 @@
 import type { BatonEvent, EventType, NodeHealth, RolloutCause, RolloutState, UpdateStep } from '../../shared/api/v1.js';
 import type {
+  DrainEnd,
+  DrainRecord,
   GroupRecord,
   LeaseEnd,
   LeaseRecord,
@@ -55,6 +57,16 @@ export interface LeaseRow {
   fencing_token: number;
   granted_at_ms: number;
   expires_at_ms: number;
+  ended_at_ms: number | null;
+  ended_as: string | null;
+}
+
+export interface DrainRow {
+  drain_id: string;
+  group_name: string;
+  node_id: string;
+  reason: string | null;
+  started_at_ms: number;
   ended_at_ms: number | null;
   ended_as: string | null;
 }
@@ -196,6 +208,30 @@ export function leaseToRow(lease: LeaseRecord): LeaseRow {
     expires_at_ms: lease.expiresAtMs,
     ended_at_ms: lease.endedAtMs,
     ended_as: lease.endedAs,
+  };
+}
+
+export function drainFromRow(row: DrainRow): DrainRecord {
+  return {
+    drainId: row.drain_id,
+    group: row.group_name,
+    nodeId: row.node_id,
+    reason: row.reason,
+    startedAtMs: row.started_at_ms,
+    endedAtMs: row.ended_at_ms,
+    endedAs: row.ended_as as DrainEnd | null,
+  };
+}
+
+export function drainToRow(drain: DrainRecord): DrainRow {
+  return {
+    drain_id: drain.drainId,
+    group_name: drain.group,
+    node_id: drain.nodeId,
+    reason: drain.reason,
+    started_at_ms: drain.startedAtMs,
+    ended_at_ms: drain.endedAtMs,
+    ended_as: drain.endedAs,
   };
 }
 

@@ -1,5 +1,6 @@
 import type { Database } from 'better-sqlite3';
 import type {
+  DrainRow,
   EventRow,
   GroupRow,
   HeartbeatRow,
@@ -42,6 +43,9 @@ export function prepareStatements(db: Database) {
       'SELECT * FROM leases WHERE group_name = ? AND ended_at_ms IS NULL ORDER BY fencing_token',
     ),
     selectLease: db.prepare<[string], LeaseRow>('SELECT * FROM leases WHERE lease_id = ?'),
+    selectActiveDrains: db.prepare<[string], DrainRow>(
+      'SELECT * FROM drains WHERE group_name = ? AND ended_at_ms IS NULL ORDER BY node_id',
+    ),
 
     upsertGroup: db.prepare<GroupRow>(`
       INSERT INTO groups (name, paused, last_fencing_token, version)
@@ -104,6 +108,16 @@ export function prepareStatements(db: Database) {
         ended_at_ms = excluded.ended_at_ms,
         ended_as = excluded.ended_as
       WHERE leases.group_name = excluded.group_name`),
+    upsertDrain: db.prepare<DrainRow>(`
+      INSERT INTO drains (drain_id, group_name, node_id, reason, started_at_ms, ended_at_ms, ended_as)
+      VALUES (@drain_id, @group_name, @node_id, @reason, @started_at_ms, @ended_at_ms, @ended_as)
+      ON CONFLICT (drain_id) DO UPDATE SET
+        node_id = excluded.node_id,
+        reason = excluded.reason,
+        started_at_ms = excluded.started_at_ms,
+        ended_at_ms = excluded.ended_at_ms,
+        ended_as = excluded.ended_as
+      WHERE drains.group_name = excluded.group_name`),
     insertEvent: db
       .prepare<NewEventRow, number>(`
         INSERT INTO events (at_ms, type, group_name, node_id, digest, lease_id, fencing_token, reason,

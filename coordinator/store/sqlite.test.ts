@@ -6,17 +6,19 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nodeHealthSchema, rolloutCauseSchema, rolloutStateSchema, updateStepSchema } from '../../shared/api/v1.js';
-import type { Change, LeaseEnd, NodeRecord } from '../state/model.js';
+import type { Change, DrainEnd, LeaseEnd, NodeRecord } from '../state/model.js';
 import { latestVersion, migrate, migrations, SchemaTooNewError, schemaVersion, type Migration } from './migrations.js';
 import { openSqliteStore, type SqliteStore } from './sqlite.js';
 import { describeStoreContract } from './store.contract.js';
 import {
   appendEvent,
   digest,
+  drainRecord,
   groupRecord,
   leaseRecord,
   newEvent,
   nodeRecord,
+  putDrain,
   putGroup,
   putLease,
   putNode,
@@ -190,8 +192,25 @@ describe('SqliteStore', () => {
       store = undefined;
       withRawConnection((db) => {
         expect(db.pragma('foreign_key_check')).toEqual([]);
-        expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(2);
+        expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(latestVersion(migrations));
       });
+    });
+
+    it('3, operator drains: a database at version 2 keeps everything and has no drains', async () => {
+      withRawConnection((db) => {
+        db.pragma('foreign_keys = ON');
+        migrate(db, migrations.slice(0, 2));
+        db.exec(`
+          INSERT INTO groups VALUES ('web', 0, 1, 3);
+          INSERT INTO nodes VALUES ('web', 'node-1', 'h', 'app:1', NULL, 'healthy', 'idle', '0.1.0', ${t0}, ${t0});
+        `);
+      });
+      const s = open();
+      const web = await s.loadGroup('web');
+      expect([...(web?.nodes.keys() ?? [])]).toEqual(['node-1']);
+      expect(web?.activeDrains).toEqual(new Map());
+      await s.commit('web', 3, [putGroup(groupRecord('web', 4, { lastFencingToken: 1 })), putDrain(drainRecord('web', 'd-1', { nodeId: 'node-1' }))]);
+      expect((await s.loadGroup('web'))?.activeDrains.get('node-1')?.drainId).toBe('d-1');
     });
 
     it('refuses a migration list that is not in ascending order', () => {
@@ -274,6 +293,12 @@ describe('SqliteStore', () => {
       );
       expect(state?.rollouts).toEqual(rollouts);
       for (const lease of leases) expect(await s.findLease(lease.leaseId)).toEqual(lease);
+      const drainEnds: DrainEnd[] = ['undrained', 'forgotten'];
+      await s.commit('web', 1, [
+        putGroup(groupRecord('web', 2, { lastFencingToken: ends.length })),
+        ...drainEnds.map((endedAs, index) => putDrain(drainRecord('web', `drain-${index}`, { endedAs, endedAtMs: t0 }))),
+      ]);
+      expect((await s.loadGroup('web'))?.activeDrains.size).toBe(0);
     });
 
     const refused: [string, Change[]][] = [
@@ -282,6 +307,9 @@ describe('SqliteStore', () => {
       ['a lease ended without saying how', [putLease(leaseRecord('web', 'lease-1', { endedAtMs: t0 }))]],
       ['a lease of an unknown rollout', [putLease(leaseRecord('web', 'lease-2', { fencingToken: 6, rolloutId: 'nope' }))]],
       ['a fractional timestamp', [putNode(nodeRecord('web', 'node-2', { lastHeartbeatMs: t0 + 0.5 }))]],
+      ['a drain ended without saying how', [putDrain(drainRecord('web', 'drain-1', { endedAtMs: t0 }))]],
+      ['a drain ending outside the enum', [putDrain(drainRecord('web', 'drain-1', { endedAtMs: t0, endedAs: 'expired' as DrainEnd }))]],
+      ['two drains of one node at once', [putDrain(drainRecord('web', 'drain-1')), putDrain(drainRecord('web', 'drain-2'))]],
     ];
 
     it.each(refused)('refuses %s and writes nothing', async (label, changes) => {

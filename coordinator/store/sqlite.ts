@@ -6,6 +6,8 @@ import type { Change, GroupState, LeaseRecord, NodeRecord } from '../state/model
 import { InvalidBatchError, validateBatch } from './batch.js';
 import { migrate, migrations } from './migrations.js';
 import {
+  drainFromRow,
+  drainToRow,
   eventFromRow,
   eventToRow,
   groupFromRow,
@@ -198,6 +200,11 @@ export class SqliteStore implements Store {
         this.expectOwnRecord(group, 'lease', change.lease.leaseId, result);
         return undefined;
       }
+      case 'put-drain': {
+        const result = s.upsertDrain.run(drainToRow(change.drain));
+        this.expectOwnRecord(group, 'drain', change.drain.drainId, result);
+        return undefined;
+      }
       case 'append-event': {
         const row = eventToRow(change.event);
         const seq = s.insertEvent.get(row);
@@ -222,11 +229,13 @@ export class SqliteStore implements Store {
     if (groupRow === undefined) return undefined;
     const nodes = s.selectNodes.all(group).map(nodeFromRow);
     const leases = s.selectActiveLeases.all(group).map(leaseFromRow);
+    const drains = s.selectActiveDrains.all(group).map(drainFromRow);
     return {
       group: groupFromRow(groupRow),
       nodes: new Map(nodes.map((node) => [node.nodeId, node])),
       rollouts: s.selectRollouts.all(group).map(rolloutFromRow),
       activeLeases: new Map(leases.map((lease) => [lease.leaseId, lease])),
+      activeDrains: new Map(drains.map((drain) => [drain.nodeId, drain])),
     };
   }
 

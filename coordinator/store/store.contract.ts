@@ -6,11 +6,13 @@ import {
   appendEvent,
   deleteNode,
   digest,
+  drainRecord,
   groupRecord,
   heartbeat,
   leaseRecord,
   newEvent,
   nodeRecord,
+  putDrain,
   putGroup,
   putLease,
   putNode,
@@ -125,6 +127,8 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           endedAs: 'failed',
           nodeId: 'node-2',
         });
+        const drained = drainRecord('web', 'drain-2', { nodeId: 'node-2' });
+        const undrained = drainRecord('web', 'drain-1', { nodeId: 'node-2', reason: null, endedAtMs: t0 - 10, endedAs: 'undrained' });
         const event = newEvent('web', {
           type: 'release',
           nodeId: 'node-2',
@@ -143,6 +147,8 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           putRollout(superseded),
           putLease(active),
           putLease(ended),
+          putDrain(undrained),
+          putDrain(drained),
           appendEvent(event),
         ]);
 
@@ -152,6 +158,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           nodes: new Map(nodes.map((node) => [node.nodeId, node])),
           rollouts: [superseded, current],
           activeLeases: new Map([[active.leaseId, active]]),
+          activeDrains: new Map([[drained.nodeId, drained]]),
         });
         expect(await store.findLease('lease-1')).toEqual(ended);
         expect(await store.findLease('lease-2')).toEqual(active);
@@ -230,6 +237,20 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(await store.findLease('web-lease-1')).toEqual(forgotten);
       });
 
+      it('ends a drain on a later commit, and a node may be drained again', async () => {
+        await seed(store);
+        const first = drainRecord('web', 'drain-1');
+        await store.commit('web', 1, [putGroup(groupRecord('web', 2, { lastFencingToken: 1 })), putDrain(first)]);
+        expect((await store.loadGroup('web'))?.activeDrains).toEqual(new Map([['node-2', first]]));
+        const ended = { ...first, endedAtMs: t0 + 5, endedAs: 'undrained' as const };
+        const again = drainRecord('web', 'drain-2', { startedAtMs: t0 + 6, reason: null });
+        await store.commit('web', 2, [putGroup(groupRecord('web', 3, { lastFencingToken: 1 })), putDrain(ended), putDrain(again)]);
+        expect((await store.loadGroup('web'))?.activeDrains).toEqual(new Map([['node-2', again]]));
+        const forgotten = { ...again, endedAtMs: t0 + 9, endedAs: 'forgotten' as const };
+        await store.commit('web', 3, [putGroup(groupRecord('web', 4, { lastFencingToken: 1 })), deleteNode('web', 'node-2'), putDrain(forgotten)]);
+        expect((await store.loadGroup('web'))?.activeDrains.size).toBe(0);
+      });
+
       it('returns the appended events, and only those, with their sequence numbers', async () => {
         expect(await store.commit('web', 0, [putGroup(groupRecord('web', 1))])).toEqual([]);
         const first = newEvent('web', { type: 'pause', reason: 'operator' });
@@ -298,6 +319,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           heartbeat(nodeRecord('api', 'node-1', { health: 'unhealthy' })),
           putRollout(rolloutRecord('api', 'api-rollout-2', { targetDigest: digest('d') })),
           putLease(leaseRecord('api', 'api-lease-1', { endedAtMs: t0, endedAs: 'expired' })),
+          putDrain(drainRecord('api', 'api-drain-1')),
           appendEvent(newEvent('api')),
           putGroup(groupRecord('api', 2)),
         ];
@@ -438,9 +460,10 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       it('keeps every committed change across close and reopen', async () => {
         await seed(store, 'web');
         await seed(store, 'api');
-        await store.commit('web', 1, nextBatch('web', 1));
+        await store.commit('web', 1, [...nextBatch('web', 1), putDrain(drainRecord('web', 'drain-1'))]);
         await store.saveHeartbeats([nodeRecord('web', 'node-2', { health: 'unhealthy', lastHeartbeatMs: t0 + 7 })]);
         const before = await snapshot(store, ['web', 'api']);
+        expect(before.states.web?.activeDrains.size).toBe(1);
 
         store = await subject.reopen();
         expect(await snapshot(store, ['web', 'api'])).toEqual(before);

@@ -1,5 +1,6 @@
 import type {
   Change,
+  DrainRecord,
   GroupRecord,
   LeaseRecord,
   NewEvent,
@@ -74,6 +75,19 @@ export function leaseRecord(group: string, leaseId: string, overrides: Partial<L
   };
 }
 
+export function drainRecord(group: string, drainId: string, overrides: Partial<DrainRecord> = {}): DrainRecord {
+  return {
+    drainId,
+    group,
+    nodeId: 'node-2',
+    reason: 'kernel upgrade',
+    startedAtMs: t0,
+    endedAtMs: null,
+    endedAs: null,
+    ...overrides,
+  };
+}
+
 export function newEvent(group: string, overrides: Partial<NewEvent> = {}): NewEvent {
   return {
     atMs: t0,
@@ -97,3 +111,4 @@ export const deleteNode = (group: string, nodeId: string): Change => ({ kind: 'd
 export const putRollout = (rollout: RolloutRecord): Change => ({ kind: 'put-rollout', rollout });
 export const putLease = (lease: LeaseRecord): Change => ({ kind: 'put-lease', lease });
 export const appendEvent = (event: NewEvent): Change => ({ kind: 'append-event', event });
+export const putDrain = (drain: DrainRecord): Change => ({ kind: 'put-drain', drain });

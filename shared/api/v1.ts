@@ -27,10 +27,11 @@ export type NodeHealth = z.infer<typeof nodeHealthSchema>;
 
 /**
  * Why a service is not in service, as its readiness endpoint answers it (body of the 503) and the
- * heartbeat reports it: the update flow drains it, or the live probe failed.
+ * heartbeat reports it: the update flow drains it, an operator drained the node, or the live probe failed.
  */
 export const healthReasonSchema = z.enum([
   'draining',
+  'drained',
   'engine-unreachable',
   'container-missing',
   'container-stopped',
@@ -60,7 +61,8 @@ export type UpdateStep = z.infer<typeof updateStepSchema>;
 
 /**
  * Why a lease is not granted. Waiting helps for `busy`, `unhealthy-peer` and `paused`; `stale`
- * means the tag has moved since the agent looked (poll again); the rest end the attempt.
+ * means the tag has moved since the agent looked (poll again); `drained` that an operator drained
+ * the node (it updates once undrained); the rest end the attempt.
  */
 export const refusalReasonSchema = z.enum([
   'busy',
@@ -71,6 +73,7 @@ export const refusalReasonSchema = z.enum([
   'superseded',
   'stale',
   'rolled-back',
+  'drained',
 ]);
 export type RefusalReason = z.infer<typeof refusalReasonSchema>;
 
@@ -90,6 +93,13 @@ export const releaseOutcomeSchema = z.enum([
   'abandoned', // the node gave the lease back before changing anything (shutdown, pull error, lost interest)
 ]);
 export type ReleaseOutcome = z.infer<typeof releaseOutcomeSchema>;
+
+/** Why and since when a node is drained, as the heartbeat, the status and the drain answer tell it. */
+export const drainInfoSchema = z.object({
+  reason: z.string().nullable(),
+  sinceMs: z.number().int(),
+});
+export type DrainInfo = z.infer<typeof drainInfoSchema>;
 
 // ---- POST /v1/nodes/{nodeId}/heartbeat
 
@@ -127,6 +137,11 @@ export const heartbeatResponseSchema = z.object({
   rolloutSeq: rolloutSeqSchema.default(0),
   /** Set while a rollback is open or completed: run targetDigest while the tag points at this digest. */
   rolledBackFrom: digestSchema.nullable().default(null),
+  /**
+   * Set while an operator has drained this node in this group (`baton drain`): keep the service out
+   * of the balancer (readiness 503 `drained`) and start no update until it is null again.
+   */
+  drained: drainInfoSchema.nullable().default(null),
 });
 export type HeartbeatResponse = z.infer<typeof heartbeatResponseSchema>;
 
@@ -226,6 +241,27 @@ export const groupActionResponseSchema = z.object({
 });
 export type GroupActionResponse = z.infer<typeof groupActionResponseSchema>;
 
+// ---- POST /v1/nodes/{nodeId}/drain and /undrain
+
+export const drainReasonMaxLength = 500;
+
+/** Drains NODE in every group it belongs to, or only in `group`. */
+export const drainRequestSchema = z.strictObject({
+  group: groupNameSchema.optional(),
+  reason: z.string().min(1).max(drainReasonMaxLength).regex(printable, 'must not contain control characters').optional(),
+});
+export type DrainRequest = z.infer<typeof drainRequestSchema>;
+
+export const undrainRequestSchema = z.strictObject({ group: groupNameSchema.optional() });
+export type UndrainRequest = z.infer<typeof undrainRequestSchema>;
+
+/** Per group: the drain now (null once undrained), and whether this request changed anything. */
+export const drainResponseSchema = z.object({
+  nodeId: nodeIdSchema,
+  groups: z.array(z.object({ group: groupNameSchema, drained: drainInfoSchema.nullable(), changed: z.boolean() })),
+});
+export type DrainResponse = z.infer<typeof drainResponseSchema>;
+
 // ---- POST /v1/registry/events (the distribution registry's notification envelope)
 
 export const registryEventSchema = z.looseObject({
@@ -269,6 +305,8 @@ export const eventTypeSchema = z.enum([
   'resume',
   'abort',
   'registry-push',
+  'drain',
+  'undrain',
 ]);
 export type EventType = z.infer<typeof eventTypeSchema>;
 
@@ -310,6 +348,8 @@ export const statusNodeSchema = z.object({
   configProblem: z.string().nullable().default(null),
   /** Why the node's service is not healthy, as its last heartbeat said (kept in memory only). */
   healthReason: z.string().nullable().default(null),
+  /** An operator drained the node (`baton drain`): why and since when; it holds one of the group's slots. */
+  drained: drainInfoSchema.nullable().default(null),
 });
 
 export const statusLeaseSchema = z.object({
@@ -442,6 +482,8 @@ export type ErrorResponse = z.infer<typeof errorResponseSchema>;
 export const apiPaths = {
   heartbeat: (nodeId: string) => `/v1/nodes/${encodeURIComponent(nodeId)}/heartbeat`,
   node: (nodeId: string) => `/v1/nodes/${encodeURIComponent(nodeId)}`,
+  drain: (nodeId: string) => `/v1/nodes/${encodeURIComponent(nodeId)}/drain`,
+  undrain: (nodeId: string) => `/v1/nodes/${encodeURIComponent(nodeId)}/undrain`,
   leases: '/v1/leases',
   renew: (leaseId: string) => `/v1/leases/${encodeURIComponent(leaseId)}/renew`,
   release: (leaseId: string) => `/v1/leases/${encodeURIComponent(leaseId)}/release`,
