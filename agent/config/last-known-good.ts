@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { writeJsonAtomically } from '../state-dir.js';
 
 /**
  * The last known good configuration: a copy of the config file's text, taken every time the agent
@@ -85,33 +86,7 @@ export const fileLastKnownGoodStore: LastKnownGoodStore = {
   },
 
   async write(stateDir, copy) {
-    const valid = lastKnownGoodSchema.parse(copy);
-    const file = lastKnownGoodPath(stateDir);
-    await mkdir(stateDir, { recursive: true, mode: 0o700 });
-    const temp = `${file}.${process.pid}.tmp`;
-    try {
-      // 0600: the file may hold coordinator.token when the config file does.
-      const handle = await open(temp, 'w', 0o600);
-      try {
-        await handle.writeFile(`${JSON.stringify(valid, null, 2)}\n`, 'utf8');
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temp, file);
-    } catch (error) {
-      await unlink(temp).catch(() => undefined);
-      throw error;
-    }
-    // Makes the rename durable; some file systems refuse fsync on a directory, which is not fatal.
-    let directory;
-    try {
-      directory = await open(stateDir, 'r');
-      await directory.sync();
-    } catch {
-      // The copy is written; only its durability across a power loss is weaker.
-    } finally {
-      await directory?.close();
-    }
+    // Mode 0600 (writeJsonAtomically): the copy holds coordinator.token when the config file does.
+    await writeJsonAtomically(stateDir, lastKnownGoodPath(stateDir), lastKnownGoodSchema.parse(copy));
   },
 };

@@ -1,7 +1,8 @@
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { Logger } from '../../shared/logger.js';
+import { errorCode, removeDurably, writeJsonAtomically } from '../state-dir.js';
 
 /**
  * What the agent remembers of an operator's drain (`baton drain`), per service, so that a restarted
@@ -29,10 +30,6 @@ export interface DrainStateStore {
 }
 
 const serviceFileName = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
-
-function errorCode(error: unknown): string | undefined {
-  return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
-}
 
 /** `<stateDir>/drained-<service>.json`, replaced atomically (temp file, fsync, rename, fsync of the directory). */
 export class FileDrainStateStore implements DrainStateStore {
@@ -73,45 +70,11 @@ export class FileDrainStateStore implements DrainStateStore {
 
   async write(state: DrainState): Promise<void> {
     const valid = drainStateSchema.parse(state);
-    const file = this.pathFor(valid.service);
-    await mkdir(this.stateDir, { recursive: true, mode: 0o700 });
-    const temp = `${file}.${process.pid}.tmp`;
-    try {
-      const handle = await open(temp, 'w', 0o600);
-      try {
-        await handle.writeFile(`${JSON.stringify(valid, null, 2)}\n`, 'utf8');
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temp, file);
-    } catch (error) {
-      await unlink(temp).catch(() => undefined);
-      throw error;
-    }
-    await this.syncDirectory();
+    await writeJsonAtomically(this.stateDir, this.pathFor(valid.service), valid);
   }
 
   async clear(service: string): Promise<void> {
-    try {
-      await unlink(this.pathFor(service));
-    } catch (error) {
-      if (errorCode(error) === 'ENOENT') return;
-      throw error;
-    }
-    await this.syncDirectory();
-  }
-
-  private async syncDirectory(): Promise<void> {
-    let handle;
-    try {
-      handle = await open(this.stateDir, 'r');
-      await handle.sync();
-    } catch (error) {
-      this.logger.debug({ err: error, dir: this.stateDir }, 'fsync of the state directory failed');
-    } finally {
-      await handle?.close();
-    }
+    await removeDurably(this.stateDir, this.pathFor(service));
   }
 }
 

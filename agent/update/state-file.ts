@@ -1,8 +1,9 @@
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { digestSchema, fencingTokenSchema, leaseIdSchema, updateStepSchema } from '../../shared/api/v1.js';
 import type { Logger } from '../../shared/logger.js';
+import { errorCode, removeDurably, writeJsonAtomically } from '../state-dir.js';
 
 /**
  * The update journal: what an agent writes down BEFORE each destructive step of an update, so
@@ -53,12 +54,6 @@ function fileNameFor(service: string): string {
   return `update-${service}.json`;
 }
 
-function errorCode(error: unknown): string | undefined {
-  return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string'
-    ? error.code
-    : undefined;
-}
-
 /**
  * One JSON file per service under `stateDir`, replaced atomically (temp file, fsync, rename,
  * fsync of the directory). An unreadable or invalid file is logged and treated as absent: the
@@ -107,47 +102,11 @@ export class FileUpdateJournal implements UpdateJournal {
   }
 
   async write(service: string, entry: JournalEntry): Promise<void> {
-    const valid = journalEntrySchema.parse(entry);
-    const file = this.pathFor(service);
-    await mkdir(this.stateDir, { recursive: true, mode: 0o700 });
-    const temp = `${file}.${process.pid}.tmp`;
-    try {
-      const handle = await open(temp, 'w', 0o600);
-      try {
-        await handle.writeFile(`${JSON.stringify(valid, null, 2)}\n`, 'utf8');
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temp, file);
-    } catch (error) {
-      await unlink(temp).catch(() => undefined);
-      throw error;
-    }
-    await this.syncDirectory();
+    await writeJsonAtomically(this.stateDir, this.pathFor(service), journalEntrySchema.parse(entry));
   }
 
   async clear(service: string): Promise<void> {
-    try {
-      await unlink(this.pathFor(service));
-    } catch (error) {
-      if (errorCode(error) === 'ENOENT') return;
-      throw error;
-    }
-    await this.syncDirectory();
-  }
-
-  /** Makes a rename or unlink durable. Some file systems refuse fsync on a directory; that is not fatal. */
-  private async syncDirectory(): Promise<void> {
-    let handle;
-    try {
-      handle = await open(this.stateDir, 'r');
-      await handle.sync();
-    } catch (error) {
-      this.logger.debug({ err: error, dir: this.stateDir }, 'fsync of the state directory failed');
-    } finally {
-      await handle?.close();
-    }
+    await removeDurably(this.stateDir, this.pathFor(service));
   }
 }
 
