@@ -23,7 +23,8 @@ import {
   OLD_DIGEST,
   settle,
 } from './update/fakes.js';
-import { MemoryDrainStateStore, type DrainState } from './drain/state.js';
+import type { DrainState } from './drain/state.js';
+import { MemoryDrainStateStore } from './update/fakes.js';
 import { MemoryUpdateJournal } from './update/state-file.js';
 
 const IMAGE = 'registry.test/app:latest';

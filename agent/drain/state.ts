@@ -77,38 +77,3 @@ export class FileDrainStateStore implements DrainStateStore {
     await removeDurably(this.stateDir, this.pathFor(service));
   }
 }
-
-/** In memory, for tests; a write can be made to fail. */
-export class MemoryDrainStateStore implements DrainStateStore {
-  private readonly states = new Map<string, DrainState>();
-  failNextWrite: Error | undefined;
-
-  constructor(initial: Iterable<DrainState> = []) {
-    for (const state of initial) this.states.set(state.service, { ...state });
-  }
-
-  read(service: string): Promise<DrainState | undefined> {
-    const state = this.states.get(service);
-    return Promise.resolve(state === undefined ? undefined : { ...state });
-  }
-
-  write(state: DrainState): Promise<void> {
-    if (this.failNextWrite) {
-      const error = this.failNextWrite;
-      this.failNextWrite = undefined;
-      return Promise.reject(error);
-    }
-    this.states.set(state.service, drainStateSchema.parse(state));
-    return Promise.resolve();
-  }
-
-  clear(service: string): Promise<void> {
-    this.states.delete(service);
-    return Promise.resolve();
-  }
-
-  snapshot(service: string): DrainState | undefined {
-    const state = this.states.get(service);
-    return state === undefined ? undefined : { ...state };
-  }
-}

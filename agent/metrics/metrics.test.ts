@@ -20,7 +20,7 @@ import {
   OLD_DIGEST,
   settle,
 } from '../update/fakes.js';
-import { MemoryDrainStateStore } from '../drain/state.js';
+import { MemoryDrainStateStore } from '../update/fakes.js';
 import { MemoryUpdateJournal } from '../update/state-file.js';
 import { createPrometheusAgentMetrics, noopAgentMetrics, registryErrorCode, type PrometheusAgentMetrics } from './metrics.js';
 

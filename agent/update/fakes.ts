@@ -18,6 +18,7 @@ import { BatonError } from '../../shared/errors.js';
 import { fixedRandom, type RandomSource } from '../../shared/random.js';
 import { pino, type Logger } from 'pino';
 import { MemoryUpdateJournal } from './state-file.js';
+import { drainStateSchema, type DrainState, type DrainStateStore } from '../drain/state.js';
 import type {
   ContainerInfo,
   ContainerRuntime,
@@ -814,4 +815,39 @@ export function createFakeWorld(options: FakeWorldOptions = {}) {
   /** Log lines of the update steps (the structured one-per-step lines). */
   const stepLines = () => lines.filter((l) => typeof l.step === 'string' && 'durationMs' in l);
   return { clock, runtime, coordinator, readiness, healthProbe, hooks, journal, logger, lines, stepLines, steps, timeline, service, target, deps };
+}
+
+/** The drain state store in memory; a write can be made to fail. */
+export class MemoryDrainStateStore implements DrainStateStore {
+  private readonly states = new Map<string, DrainState>();
+  failNextWrite: Error | undefined;
+
+  constructor(initial: Iterable<DrainState> = []) {
+    for (const state of initial) this.states.set(state.service, { ...state });
+  }
+
+  read(service: string): Promise<DrainState | undefined> {
+    const state = this.states.get(service);
+    return Promise.resolve(state === undefined ? undefined : { ...state });
+  }
+
+  write(state: DrainState): Promise<void> {
+    if (this.failNextWrite) {
+      const error = this.failNextWrite;
+      this.failNextWrite = undefined;
+      return Promise.reject(error);
+    }
+    this.states.set(state.service, drainStateSchema.parse(state));
+    return Promise.resolve();
+  }
+
+  clear(service: string): Promise<void> {
+    this.states.delete(service);
+    return Promise.resolve();
+  }
+
+  snapshot(service: string): DrainState | undefined {
+    const state = this.states.get(service);
+    return state === undefined ? undefined : { ...state };
+  }
 }
