@@ -489,7 +489,11 @@ describe('Agent: health monitor and auto-heal', () => {
     await w.until(() => w.web()?.running === true && w.ready() === true, 10_000);
     expect(w.runtime.mutations()).toEqual(['start:web']);
     expect(w.acquires()).toEqual([]);
-    expect(w.coordinator.heartbeats().at(-1)?.health).toBe('healthy');
+    // Back in service only once it has served for readmitSeconds (1 s here): the balancer's rise.
+    const readyAt = w.clock.nowMs();
+    await w.until(() => w.coordinator.heartbeats().at(-1)?.health === 'healthy', 20_000);
+    const beatsSince = w.coordinator.heartbeats().filter((b) => b.atMs >= readyAt);
+    expect(beatsSince.filter((b) => b.health === 'healthy').every((b) => b.atMs - readyAt >= 1_000)).toBe(true);
     await w.stop();
   });
 
@@ -543,7 +547,9 @@ describe('Agent: readiness and heartbeat tell the truth', () => {
     await w.start();
     expect(w.logged('reconcile failed; will retry')).toHaveLength(1);
     expect(await w.readiness.check('web')).toEqual({ ready: true, reason: undefined });
-    expect(w.coordinator.heartbeats().at(-1)?.health).toBe('healthy');
+    // The heartbeat says `starting` until the service has been ready for readmitSeconds, then healthy.
+    expect(w.coordinator.heartbeats()[0]).toMatchObject({ health: 'starting', healthReason: 'starting' });
+    await w.until(() => w.coordinator.heartbeats().at(-1)?.health === 'healthy', 20_000);
     await w.stop();
   });
 
@@ -639,7 +645,8 @@ describe('Agent: stop', () => {
       { name: 'web', digest: OLD_DIGEST, running: true },
     ]);
     expect(w.ready()).toBe(true);
-    expect(w.coordinator.heartbeats().at(-1)).toMatchObject({ step: 'idle', health: 'healthy', currentDigest: OLD_DIGEST });
+    // Restored and ready, but not yet for readmitSeconds: `starting` until the balancer has it back.
+    expect(w.coordinator.heartbeats().at(-1)).toMatchObject({ step: 'idle', health: 'starting', currentDigest: OLD_DIGEST });
     // Heartbeats went on during the rollback.
     expect(w.coordinator.heartbeats().some((b) => b.step === 'rollback')).toBe(true);
     expect(w.clock.pendingSleepers()).toBe(0);

@@ -181,6 +181,8 @@ class ServiceWorker {
   private knownRolloutSeq = 0;
   /** While a rollback is open or completed: run `to` instead of the tag's digest while the tag shows `from`. */
   private rollbackPin: { from: string; to: string } | undefined;
+  /** Since when the heartbeats have seen the service ready without a break; undefined while not ready. */
+  private readySinceMs: number | undefined;
   /** Consecutive failing probes seen by the monitor (logged). */
   private failedChecks = 0;
   private heartbeatIntervalMs = defaultHeartbeatIntervalMs;
@@ -400,6 +402,8 @@ class ServiceWorker {
       const result = await runUpdate(this.updateDeps(), this.service, { digest, imageByDigest, observedAfterSeq }, signal);
       this.metrics.updateFinished(this.name, result.outcome, result.durationMs);
       if (result.runningDigest !== null) this.runningDigest = result.runningDigest;
+      // The success step held the lease through readmitSeconds of readiness 200: the balancer has the node back.
+      if (result.outcome === 'updated') this.readySinceMs = this.deps.clock.nowMs() - this.service.readmitSeconds * 1_000;
       if (result.outcome === 'updated' && this.service.pruneImages) await this.pruneImages(digest, result.previousDigest);
       this.logger.info(
         { outcome: result.outcome, reason: result.reason, digest, release: result.release, durationMs: result.durationMs },
@@ -545,15 +549,28 @@ class ServiceWorker {
     this.rollbackPin = pin;
   }
 
-  /** The readiness endpoint's answer now (a probe at most probeCacheMs old), in the coordinator's terms, and why. */
+  /**
+   * The readiness endpoint's answer now (a probe at most probeCacheMs old), in the coordinator's
+   * terms, and why. A service that has just become ready is reported `starting` until it has been
+   * ready for readmitSeconds: the balancer needs its `rise` checks to take the node back, and the
+   * coordinator must not count it in service (and drain the next node) before then.
+   */
   private async healthForHeartbeat(): Promise<{ health: NodeHealth; healthReason?: HealthReason }> {
     let answer: ReadinessAnswer;
     try {
       answer = await this.deps.readiness.check(this.name);
     } catch {
+      this.readySinceMs = undefined;
       return { health: 'unknown' };
     }
-    return answer.ready ? { health: 'healthy' } : { health: nodeHealthOf(answer), healthReason: answer.reason };
+    if (!answer.ready) {
+      this.readySinceMs = undefined;
+      return { health: nodeHealthOf(answer), healthReason: answer.reason };
+    }
+    const nowMs = this.deps.clock.nowMs();
+    this.readySinceMs ??= nowMs;
+    if (nowMs - this.readySinceMs < this.service.readmitSeconds * 1_000) return { health: 'starting', healthReason: 'starting' };
+    return { health: 'healthy' };
   }
 
   /** Reports a change at once: wakes the heartbeat loop, or makes it beat again right after the beat in flight. */
