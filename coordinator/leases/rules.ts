@@ -1,7 +1,5 @@
 import type { z } from 'zod';
 import type {
-  GroupActionName,
-  GroupActionResponse,
   heartbeatRequestSchema,
   HeartbeatResponse,
   LeaseDecision,
@@ -12,8 +10,6 @@ import type {
   ReleaseResponse,
   RenewRequest,
   RenewResponse,
-  RolloutCause,
-  RolloutState,
 } from '../../shared/api/v1.js';
 import type {
   Decision,
@@ -27,14 +23,27 @@ import type {
 import { capacityBlocker, heldLeases, isHeld, isSilent } from './capacity.js';
 import { drainInfoOf, endDrainOfNode } from './drain.js';
 import { Draft } from './draft.js';
+import {
+  completeIfDone,
+  currentRollout,
+  haltRollout,
+  isOpenOrCompleted,
+  refusalOfEndedRollout,
+  rolloutById,
+  rolloutForRequest,
+  type Refusal,
+} from './rollouts.js';
 import { effectiveMaxUnavailable } from './policy.js';
 
 export { heldLeases, isHeld, isSilent } from './capacity.js';
+export { decideGroupAction, type Conflict, type GroupAction, type GroupActionResult } from './operator.js';
+export { currentRollout, isNewPush, progressOf, tagDigestOf, type RolloutProgress } from './rollouts.js';
 
 /**
- * The coordinator's lease and rollout rules: pure functions of a group's state. Each returns
- * the answer and the Changes that make it true; none touches its input, reads the clock or
- * makes up ids.
+ * The coordinator's lease rules: acquire, renew, release, heartbeat, expiry and forget, pure
+ * functions of a group's state. Each returns the answer and the Changes that make it true; none
+ * touches its input, reads the clock or makes up ids. Rollout identity is in rollouts.ts,
+ * operator actions in operator.ts, drains in drain.ts; this module is the one the service calls.
  */
 
 export type ParsedHeartbeatRequest = z.output<typeof heartbeatRequestSchema>;
@@ -52,53 +61,16 @@ export interface LeaseEnded {
   endedAs: LeaseEnd;
   message: string;
 }
-export interface Conflict {
-  kind: 'conflict';
-  message: string;
-}
 
 export type AcquireResult = NotFound | { kind: 'decision'; decision: LeaseDecision };
 export type RenewResult = NotFound | StaleToken | LeaseEnded | { kind: 'renewed'; response: RenewResponse };
 export type ReleaseResult = NotFound | StaleToken | LeaseEnded | { kind: 'released'; response: ReleaseResponse };
-export type GroupAction = GroupActionName;
-export type GroupActionResult = Conflict | { kind: 'done'; response: GroupActionResponse };
 export type ForgetResult = NotFound | { kind: 'forgotten'; endedLeases: LeaseRecord[] };
-
-export interface RolloutProgress {
-  totalNodes: number;
-  onTarget: number;
-  updating: number;
-}
 
 const PAUSED_RETRY_MS = 10_000;
 const FINAL_REFUSAL_RETRY_MS = 60_000;
 
 // ---- Reading the state
-
-/** The rollout the group is on: the newest one (every older one was superseded or had ended). */
-export function currentRollout(state: Pick<GroupState, 'rollouts'>): RolloutRecord | undefined {
-  return state.rollouts.at(-1);
-}
-
-/** The digest the group's tag pointed at when `rollout` opened: a rollback's is the one it rolled back from. */
-export function tagDigestOf(rollout: RolloutRecord): string {
-  return rollout.rolledBackFrom ?? rollout.targetDigest;
-}
-
-/** How far a rollout has come; `updating` counts the leases out for it. */
-export function progressOf(state: GroupState, rollout: RolloutRecord): RolloutProgress {
-  let onTarget = 0;
-  for (const node of state.nodes.values()) if (node.currentDigest === rollout.targetDigest) onTarget += 1;
-  let updating = 0;
-  for (const lease of state.activeLeases.values()) if (lease.rolloutId === rollout.rolloutId) updating += 1;
-  return { totalNodes: state.nodes.size, onTarget, updating };
-}
-
-function rolloutById(state: Omit<GroupState, 'nodes'>, rolloutId: string): RolloutRecord {
-  const rollout = state.rollouts.find((r) => r.rolloutId === rolloutId);
-  if (rollout === undefined) throw new Error(`group ${state.group.name} has no rollout ${rolloutId}`);
-  return rollout;
-}
 
 function heldLeaseOfNode(state: GroupState, nodeId: string, nowMs: number): LeaseRecord | undefined {
   for (const lease of state.activeLeases.values()) if (lease.nodeId === nodeId && isHeld(lease, nowMs)) return lease;
@@ -120,12 +92,6 @@ function endLease(draft: Draft, lease: LeaseRecord, endedAs: LeaseEnd): LeaseRec
   return ended;
 }
 
-function putRollout(draft: Draft, rollout: RolloutRecord, update: Partial<RolloutRecord>): RolloutRecord {
-  const updated = { ...rollout, ...update };
-  draft.record({ kind: 'put-rollout', rollout: updated });
-  return updated;
-}
-
 function expireLease(draft: Draft, lease: LeaseRecord): void {
   endLease(draft, lease, 'expired');
   draft.event('expiry', {
@@ -134,19 +100,6 @@ function expireLease(draft: Draft, lease: LeaseRecord): void {
     leaseId: lease.leaseId,
     fencingToken: lease.fencingToken,
     message: `lease ${lease.leaseId} of node ${lease.nodeId} expired without being renewed`,
-  });
-}
-
-/** Completes the current rollout once every node runs its digest and nobody is updating. */
-function completeIfDone(draft: Draft): void {
-  const rollout = currentRollout(draft.state);
-  if (rollout === undefined || rollout.state !== 'in-progress') return;
-  if (heldLeases(draft.state, draft.nowMs).length > 0) return;
-  for (const node of draft.nodes()) if (node.currentDigest !== rollout.targetDigest) return;
-  putRollout(draft, rollout, { state: 'completed', endedAtMs: draft.nowMs, completedAtMs: draft.nowMs });
-  draft.event('rollout-completed', {
-    digest: rollout.targetDigest,
-    message: `all ${draft.nodeCount()} nodes run ${rollout.targetDigest}`,
   });
 }
 
@@ -207,11 +160,6 @@ export function decideAcquire(
   return grant(draft, request, rollout, policy, ids.leaseId);
 }
 
-interface Refusal {
-  reason: RefusalReason;
-  message: string;
-}
-
 function decided(decision: LeaseDecision): AcquireResult {
   return { kind: 'decision', decision };
 }
@@ -231,135 +179,6 @@ function grantOf(lease: LeaseRecord, policy: GroupPolicy, rolloutSeq: number): L
   };
 }
 
-/**
- * The rollout a request is for. The current rollout's digest joins it (reopened if it had
- * completed: a node is still behind). Any other digest is a new push, opening a new rollout,
- * only if the agent looked at the tag after the current rollout opened (observedAfterSeq);
- * otherwise the agent saw an older tag and is told so (`stale`), and it polls again.
- */
-function rolloutForRequest(draft: Draft, request: LeaseRequest, rolloutId: string): RolloutRecord | Refusal {
-  const current = currentRollout(draft.state);
-  if (current === undefined) return openRollout(draft, newPush(draft, request), rolloutId);
-  if (current.targetDigest === request.targetDigest) return reopenIfCompleted(draft, current, request.nodeId);
-  const group = draft.state.group.name;
-  if (current.rolledBackFrom === request.targetDigest) {
-    return {
-      reason: 'rolled-back',
-      message:
-        `${request.targetDigest} was rolled back in group ${group} (rollout ${current.seq} runs ${current.targetDigest}); ` +
-        '`baton retry` rolls it out again, and so does a push of another digest',
-    };
-  }
-  if (isNewPush(draft.state, request, current)) return openRollout(draft, newPush(draft, request), rolloutId);
-  if (request.observedAfterSeq === undefined) {
-    return { reason: 'superseded', message: `${request.targetDigest} in group ${group} has been superseded by ${current.targetDigest}` };
-  }
-  return {
-    reason: 'stale',
-    message:
-      `the tag was read before rollout ${current.seq} (${current.targetDigest}) opened in group ${group}, ` +
-      `${request.observedAfterSeq} < ${current.seq}: poll again`,
-  };
-}
-
-/**
- * Whether a request for a digest other than the current rollout's reports a newer push. An agent
- * that knew rollout N before its registry poll saw the tag after N opened, so what it saw is newer.
- * Older agents send no seq: only a digest never rolled out in the group counts as new for them.
- */
-export function isNewPush(state: Pick<GroupState, 'rollouts'>, request: LeaseRequest, current: RolloutRecord): boolean {
-  if (request.observedAfterSeq !== undefined) return request.observedAfterSeq >= current.seq;
-  return !state.rollouts.some((rollout) => rollout.targetDigest === request.targetDigest);
-}
-
-function reopenIfCompleted(draft: Draft, rollout: RolloutRecord, nodeId: string): RolloutRecord {
-  if (rollout.state !== 'completed') return rollout;
-  const reopened = putRollout(draft, rollout, { state: openRolloutState(draft.state), endedAtMs: null });
-  draft.event('rollout-opened', {
-    nodeId,
-    digest: rollout.targetDigest,
-    reason: 'reopened',
-    message: `rollout ${rollout.seq} reopened: node ${nodeId} is not on ${rollout.targetDigest} yet`,
-  });
-  return reopened;
-}
-
-function openRolloutState(state: Pick<GroupState, 'group'>): RolloutState {
-  return state.group.paused ? 'paused' : 'in-progress';
-}
-
-interface RolloutOpening {
-  cause: RolloutCause;
-  digest: string;
-  image: string | null;
-  rolledBackFrom: string | null;
-  /** For the event: who or what opened it. */
-  nodeId: string | null;
-  message: string;
-}
-
-function newPush(draft: Draft, request: LeaseRequest): RolloutOpening {
-  const seq = (currentRollout(draft.state)?.seq ?? 0) + 1;
-  return {
-    cause: 'push',
-    digest: request.targetDigest,
-    image: request.image ?? null,
-    rolledBackFrom: null,
-    nodeId: request.nodeId,
-    message: `rollout ${seq} of ${request.targetDigest} opened by node ${request.nodeId}`,
-  };
-}
-
-/** Opens the group's next rollout; the current one, if still open or completed, is superseded by it. */
-function openRollout(draft: Draft, opening: RolloutOpening, rolloutId: string): RolloutRecord {
-  const current = currentRollout(draft.state);
-  if (current !== undefined && isOpenOrCompleted(current.state)) {
-    putRollout(draft, current, { state: 'superseded', endedAtMs: draft.nowMs });
-    draft.event('rollout-superseded', {
-      digest: current.targetDigest,
-      message: `rollout ${current.seq} of ${current.targetDigest} superseded by ${opening.digest}`,
-    });
-  }
-  const rollout: RolloutRecord = {
-    rolloutId,
-    group: draft.state.group.name,
-    seq: (current?.seq ?? 0) + 1,
-    cause: opening.cause,
-    targetDigest: opening.digest,
-    image: opening.image,
-    state: openRolloutState(draft.state),
-    openedAtMs: draft.nowMs,
-    endedAtMs: null,
-    completedAtMs: null,
-    rolledBackFrom: opening.rolledBackFrom,
-    haltedByNodeId: null,
-    haltReason: null,
-  };
-  draft.record({ kind: 'put-rollout', rollout });
-  draft.event('rollout-opened', { nodeId: opening.nodeId, digest: opening.digest, reason: opening.cause, message: opening.message });
-  return rollout;
-}
-
-function refusalOfEndedRollout(state: Omit<GroupState, 'nodes'>, rollout: RolloutRecord): Refusal | undefined {
-  const { targetDigest: digest } = rollout;
-  const group = state.group.name;
-  switch (rollout.state) {
-    case 'halted':
-      return {
-        reason: 'halted',
-        message:
-          `${digest} is halted in group ${group}: node ${rollout.haltedByNodeId ?? '?'} ` +
-          `reported "${rollout.haltReason ?? 'failure'}"; push a fixed image to roll forward, or \`baton retry\``,
-      };
-    case 'aborted':
-      return {
-        reason: 'aborted',
-        message: `the rollout of ${digest} in group ${group} was aborted; \`baton retry\` or a new push rolls out again`,
-      };
-    default:
-      return undefined;
-  }
-}
 
 /** Why a lease cannot be granted now although the rollout is open, if it cannot. */
 function grantBlocker(
@@ -585,27 +404,6 @@ function recordUpdatedNode(draft: Draft, lease: LeaseRecord): void {
   }
 }
 
-// An ended rollout keeps its ending: the first halt names the culprit, and a superseded or
-// aborted rollout is over anyway (its digest is rolled out again only by a new rollout).
-function haltRollout(draft: Draft, lease: LeaseRecord, reason: string): void {
-  const rollout = rolloutById(draft.state, lease.rolloutId);
-  if (!isOpenOrCompleted(rollout.state)) return;
-  putRollout(draft, rollout, {
-    state: 'halted',
-    endedAtMs: draft.nowMs,
-    haltedByNodeId: lease.nodeId,
-    haltReason: reason,
-  });
-  draft.event('halt', {
-    nodeId: lease.nodeId,
-    digest: lease.targetDigest,
-    leaseId: lease.leaseId,
-    fencingToken: lease.fencingToken,
-    reason,
-    message: `node ${lease.nodeId} failed to update to ${lease.targetDigest}: ${reason}`,
-  });
-}
-
 // ---- Heartbeat
 
 export function decideHeartbeat(
@@ -655,144 +453,7 @@ export function decideHeartbeat(
   });
 }
 
-function isOpenOrCompleted(state: RolloutState): boolean {
-  return state === 'in-progress' || state === 'paused' || state === 'completed';
-}
-
 // ---- Operator actions
-
-/** `newRolloutId` names the rollout that `rollback` or `retry` opens. */
-export function decideGroupAction(
-  state: GroupState,
-  action: GroupAction,
-  reason: string | undefined,
-  nowMs: number,
-  newRolloutId: string,
-): Decision<GroupActionResult> {
-  const draft = new Draft(state, nowMs);
-  let conflict: Conflict | undefined;
-  switch (action) {
-    case 'pause':
-      pause(draft, reason);
-      break;
-    case 'resume':
-      resume(draft, reason);
-      break;
-    case 'abort':
-      conflict = abort(draft, reason);
-      break;
-    case 'rollback':
-      conflict = rollBack(draft, reason, newRolloutId);
-      break;
-    case 'retry':
-      conflict = retry(draft, reason, newRolloutId);
-      break;
-  }
-  if (conflict !== undefined) return draft.decide(conflict);
-  const rollout = currentRollout(draft.state);
-  return draft.decide({
-    kind: 'done',
-    response: {
-      group: draft.state.group.name,
-      paused: draft.state.group.paused,
-      rolloutState: rollout?.state ?? null,
-      rolloutSeq: rollout?.seq ?? 0,
-      targetDigest: rollout?.targetDigest ?? null,
-    },
-  });
-}
-
-/**
- * `baton rollback`: a new rollout back to the newest digest that completed before the current
- * one, under the same leases, drain and health gate. The tag still points at the digest rolled
- * back from, so agents are told to run the target instead while it does (rolledBackFrom).
- */
-function rollBack(draft: Draft, reason: string | undefined, rolloutId: string): Conflict | undefined {
-  const group = draft.state.group.name;
-  const current = currentRollout(draft.state);
-  if (current === undefined) return { kind: 'conflict', message: `nothing to roll back in group ${group}: no rollout yet` };
-  const previous = draft.state.rollouts.findLast(
-    (rollout) => rollout.seq < current.seq && rollout.completedAtMs !== null && rollout.targetDigest !== current.targetDigest,
-  );
-  if (previous === undefined) {
-    return {
-      kind: 'conflict',
-      message: `nothing to roll back to in group ${group}: no rollout before ${current.seq} (${current.targetDigest}) completed`,
-    };
-  }
-  const from = tagDigestOf(current);
-  const seq = current.seq + 1;
-  openRollout(
-    draft,
-    {
-      cause: 'rollback',
-      digest: previous.targetDigest,
-      image: previous.image,
-      rolledBackFrom: from === previous.targetDigest ? null : from,
-      nodeId: null,
-      message: `rollout ${seq} rolls back from ${from} to ${previous.targetDigest} (of rollout ${previous.seq})${reasonSuffix(reason)}`,
-    },
-    rolloutId,
-  );
-  return undefined;
-}
-
-/** `baton retry`: a new rollout of what a halted, aborted or rolled-back rollout meant to run. */
-function retry(draft: Draft, reason: string | undefined, rolloutId: string): Conflict | undefined {
-  const current = currentRollout(draft.state);
-  const retryable = current !== undefined && (current.state === 'halted' || current.state === 'aborted' || current.rolledBackFrom !== null);
-  if (current === undefined || !retryable) {
-    const what = current === undefined ? 'no rollout' : `rollout ${current.seq} of ${current.targetDigest} is ${current.state}`;
-    return { kind: 'conflict', message: `nothing to retry in group ${draft.state.group.name}: ${what}` };
-  }
-  const digest = tagDigestOf(current);
-  openRollout(
-    draft,
-    {
-      cause: 'retry',
-      digest,
-      image: current.image,
-      rolledBackFrom: null,
-      nodeId: null,
-      message: `rollout ${current.seq + 1} retries ${digest} after rollout ${current.seq} (${current.state})${reasonSuffix(reason)}`,
-    },
-    rolloutId,
-  );
-  return undefined;
-}
-
-function reasonSuffix(reason: string | undefined): string {
-  return reason === undefined || reason === '' ? '' : `: ${reason}`;
-}
-
-function pause(draft: Draft, reason: string | undefined): void {
-  if (draft.state.group.paused) return;
-  draft.record({ kind: 'put-group', group: { ...draft.state.group, paused: true } });
-  const rollout = currentRollout(draft.state);
-  if (rollout?.state === 'in-progress') putRollout(draft, rollout, { state: 'paused' });
-  draft.event('pause', { digest: rollout?.targetDigest ?? null, reason: reason ?? null });
-}
-
-function resume(draft: Draft, reason: string | undefined): void {
-  if (!draft.state.group.paused) return;
-  draft.record({ kind: 'put-group', group: { ...draft.state.group, paused: false } });
-  const rollout = currentRollout(draft.state);
-  if (rollout?.state === 'paused') putRollout(draft, rollout, { state: 'in-progress' });
-  draft.event('resume', { digest: rollout?.targetDigest ?? null, reason: reason ?? null });
-  // Nodes may have finished while the group was paused.
-  completeIfDone(draft);
-}
-
-function abort(draft: Draft, reason: string | undefined): Conflict | undefined {
-  const rollout = currentRollout(draft.state);
-  if (rollout === undefined || (rollout.state !== 'in-progress' && rollout.state !== 'paused')) {
-    const what = rollout === undefined ? 'no rollout' : `its rollout of ${rollout.targetDigest} is ${rollout.state}`;
-    return { kind: 'conflict', message: `nothing to abort in group ${draft.state.group.name}: ${what}` };
-  }
-  putRollout(draft, rollout, { state: 'aborted', endedAtMs: draft.nowMs });
-  draft.event('abort', { digest: rollout.targetDigest, reason: reason ?? null });
-  return undefined;
-}
 
 /** Removes a node for good (a decommissioned host): it no longer counts, nor blocks grants as silent; its drain ends. */
 export function decideForget(state: GroupState, nodeId: string, nowMs: number): Decision<ForgetResult> {
