@@ -18,17 +18,22 @@ async function race(maxUnavailable: number): Promise<{ observedMaxHolders: numbe
   const coordinator = await startInProcessCoordinator({ config: { maxUnavailable } });
   const nodes = Array.from({ length: agentCount }, (_, index) => `agent-${String(index).padStart(2, '0')}`);
   let currentDigest = digestOf('round-0');
-  for (const nodeId of nodes) {
-    const answer = await call(coordinator.url, 'POST', `/v1/nodes/${nodeId}/heartbeat`, {
-      json: { group: 'race', host: nodeId, image: 'reg.local/app:latest', currentDigest, health: 'healthy', agentVersion: 'test' },
-    });
-    expect(answer.status).toBe(200);
-  }
+  // Every node heartbeats before each round, as agents do every few seconds: a node silent for the
+  // miss limit (15 s) would rightly block every grant, and six rounds can take longer than that.
+  const heartbeatAll = async (): Promise<void> => {
+    for (const nodeId of nodes) {
+      const answer = await call(coordinator.url, 'POST', `/v1/nodes/${nodeId}/heartbeat`, {
+        json: { group: 'race', host: nodeId, image: 'reg.local/app:latest', currentDigest, health: 'healthy', agentVersion: 'test' },
+      });
+      expect(answer.status).toBe(200);
+    }
+  };
 
   let holding = 0;
   let observedMaxHolders = 0;
   const tokens: number[] = [];
   for (let round = 1; round <= rounds; round += 1) {
+    await heartbeatAll();
     const target = digestOf(`round-${round}`);
     await Promise.all(
       nodes.map(async (nodeId) => {
