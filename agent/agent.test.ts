@@ -318,6 +318,24 @@ describe('Agent: rollouts by push', () => {
   });
 });
 
+describe('Agent: engine trouble while waiting for a lease', () => {
+  it('asks for no lease while its engine is unreachable, and updates once it is back', async () => {
+    const w = world();
+    w.coordinator.acquireScript.push({ refuse: 'busy', retryAfterMs: 1_000 });
+    await w.start();
+    w.registry.push(IMAGE, NEW_DIGEST);
+    await w.until(() => w.acquires().length === 1);
+    w.runtime.down = new Error('connect ECONNREFUSED /var/run/docker.sock');
+    await w.run(10_000);
+    expect(w.acquires()).toHaveLength(1);
+    w.runtime.down = undefined;
+    await w.until(() => w.logged('update finished').length === 1, 60_000);
+    expect(w.logged('update finished')[0]).toMatchObject({ outcome: 'updated' });
+    expect(w.acquires()).toHaveLength(2);
+    await w.stop();
+  });
+});
+
 describe('Agent: images', () => {
   it('after each update keeps only the image it runs and the one before; with pruneImages off, every image', async () => {
     for (const prune of [true, false]) {

@@ -739,6 +739,11 @@ class ServiceWorker {
       logger: this.deps.logger,
       nodeId: this.deps.config.nodeId,
       onStep: (step) => this.setStep(step),
+      // No lease while the engine is unreachable: the update could not stop or start anything.
+      holdLeaseRequest: async () => {
+        const answer = await this.deps.readiness.check(this.name).catch(() => undefined);
+        return answer?.reason === 'engine-unreachable' ? 'the engine is unreachable' : undefined;
+      },
     };
   }
 }

@@ -49,6 +49,11 @@ export interface UpdateDeps {
   onStep?: (step: UpdateStep) => void;
   /** Delays after failed acquire requests (transport errors); a refusal waits its retryAfterMs plus jitter instead. */
   leaseRetryBackoff?: BackoffPolicy;
+  /**
+   * Asked before every lease request: a reason not to ask now (the engine is unreachable, so the
+   * update could not proceed and the slot would be held for nothing), or undefined.
+   */
+  holdLeaseRequest?: () => Promise<string | undefined>;
 }
 
 export interface UpdateTarget {
@@ -269,6 +274,13 @@ async function acquireLease(run: Run): Promise<UpdateResult | undefined> {
     let failures = 0;
     for (;;) {
       signal.throwIfAborted();
+      const hold = await run.deps.holdLeaseRequest?.();
+      if (hold !== undefined) {
+        note.fields.held = hold;
+        await clock.sleep(backoffDelayMs(Math.min(failures, 3), random, policy), signal);
+        failures += 1;
+        continue;
+      }
       const sentAtMs = clock.nowMs();
       let delayMs: number;
       try {
