@@ -10,10 +10,4 @@ export {
   type UpdateJournal,
 } from './state-file.js';
 export { containerSpecFor, oldContainerName, restorePrevious, type RestoreReport } from './containers.js';
-export {
-  COORDINATOR_UNAVAILABLE_CODE,
-  HeldLease,
-  isCoordinatorUnavailableError,
-  isLeaseLostError,
-  LEASE_LOST_CODE,
-} from './lease.js';
+export { HeldLease, isLeaseLostError, LEASE_LOST_CODE } from './lease.js';

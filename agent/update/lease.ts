@@ -7,7 +7,6 @@ import type { CoordinatorClient } from '../ports.js';
 
 /** Error codes the coordinator client uses (agent/coordinator); matched by `code` so this module stays independent. */
 export const LEASE_LOST_CODE = 'LEASE_LOST';
-export const COORDINATOR_UNAVAILABLE_CODE = 'COORDINATOR_UNAVAILABLE';
 
 function hasCode(error: unknown, code: string): boolean {
   return typeof error === 'object' && error !== null && 'code' in error && error.code === code;
@@ -18,9 +17,6 @@ export function isLeaseLostError(error: unknown): boolean {
   return hasCode(error, LEASE_LOST_CODE);
 }
 
-export function isCoordinatorUnavailableError(error: unknown): boolean {
-  return hasCode(error, COORDINATOR_UNAVAILABLE_CODE);
-}
 
 export interface LeaseKeeperDeps {
   coordinator: CoordinatorClient;

@@ -282,11 +282,6 @@ export const registryEventSchema = z.looseObject({
 export const registryEnvelopeSchema = z.looseObject({ events: z.array(registryEventSchema).max(10_000) });
 export type RegistryEnvelope = z.infer<typeof registryEnvelopeSchema>;
 
-export const registryEventsResponseSchema = z.object({
-  accepted: z.number().int().nonnegative(),
-  groupsToPoll: z.array(groupNameSchema),
-});
-
 // ---- Event log
 
 export const eventTypeSchema = z.enum([
