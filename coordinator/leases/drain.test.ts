@@ -1,67 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import type { NodeHealth } from '../../shared/api/v1.js';
 import { applyChanges } from '../state/apply.js';
-import type { Decision, DrainRecord, GroupPolicy, GroupState, LeaseRecord, NodeRecord, RolloutRecord } from '../state/model.js';
+import type { Decision, DrainRecord, GroupPolicy, GroupState, LeaseRecord, NodeRecord } from '../state/model.js';
 import { decideDrain, decideUndrain, drainInfoOf, type DrainResult } from './drain.js';
 import { decideAcquire, decideForget, decideHeartbeat, decideRelease, heldLeases } from './rules.js';
+import { GROUP, lease as leaseRecord, NEW, node, OLD, pure, rollout as rolloutRecord, T0 } from './rules.fixtures.js';
 
-// ---- Fixtures (the shape of rules.test.ts's, kept small)
+// ---- Fixtures (shared with rules.test.ts in rules.fixtures.ts)
 
-const GROUP = 'web';
-const T0 = 1_700_000_000_000;
+const rollout = rolloutRecord('r-new', NEW);
+const lease = (nodeId: string, overrides: Partial<LeaseRecord> = {}): LeaseRecord => leaseRecord(`lease-${nodeId}`, nodeId, overrides);
+
 const POLICY: GroupPolicy = { maxUnavailable: 1, leaseTtlMs: 30_000, heartbeatMissLimitMs: 15_000 };
 const TWO: GroupPolicy = { ...POLICY, maxUnavailable: 2 };
-const digest = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`;
-const OLD = digest(1);
-const NEW = digest(2);
-
-function node(nodeId: string, overrides: Partial<NodeRecord> = {}): NodeRecord {
-  return {
-    group: GROUP,
-    nodeId,
-    host: `${nodeId}.example`,
-    image: 'registry.example/web:stable',
-    currentDigest: OLD,
-    health: 'healthy',
-    step: 'idle',
-    agentVersion: '0.1.0',
-    lastHeartbeatMs: T0,
-    joinedAtMs: T0 - 60_000,
-    ...overrides,
-  };
-}
-
-const rollout: RolloutRecord = {
-  rolloutId: 'r-new',
-  group: GROUP,
-  seq: 1,
-  cause: 'push',
-  completedAtMs: null,
-  rolledBackFrom: null,
-  targetDigest: NEW,
-  image: null,
-  state: 'in-progress',
-  openedAtMs: T0 - 10_000,
-  endedAtMs: null,
-  haltedByNodeId: null,
-  haltReason: null,
-};
-
-function lease(nodeId: string, overrides: Partial<LeaseRecord> = {}): LeaseRecord {
-  return {
-    leaseId: `lease-${nodeId}`,
-    group: GROUP,
-    nodeId,
-    rolloutId: 'r-new',
-    targetDigest: NEW,
-    fencingToken: 1,
-    grantedAtMs: T0 - 5_000,
-    expiresAtMs: T0 + 25_000,
-    endedAtMs: null,
-    endedAs: null,
-    ...overrides,
-  };
-}
 
 function drain(nodeId: string, reason: string | null = 'maintenance'): DrainRecord {
   return { drainId: `drain-${nodeId}`, group: GROUP, nodeId, reason, startedAtMs: T0 - 60_000, endedAtMs: null, endedAs: null };
@@ -83,14 +34,6 @@ function group(fixture: Fixture = {}): GroupState {
     activeLeases: new Map(leases.map((l) => [l.leaseId, l])),
     activeDrains: new Map((fixture.drains ?? []).map((d) => [d.nodeId, d])),
   };
-}
-
-/** Runs a rule and checks that it left its input exactly as it was. */
-function pure<Result>(state: GroupState, rule: (state: GroupState) => Decision<Result>): Decision<Result> {
-  const before = structuredClone(state);
-  const decision = rule(state);
-  expect(state).toEqual(before);
-  return decision;
 }
 
 function commit<Result>(state: GroupState, decision: Decision<Result>): Result {

@@ -14,6 +14,7 @@ import type {
   RolloutRecord,
 } from '../state/model.js';
 import { effectiveMaxUnavailable, resolvePolicy } from './policy.js';
+import { digest, GROUP, lease, NEW, NEWER, node, OLD, pure, rollout, T0 } from './rules.fixtures.js';
 import {
   currentRollout,
   decideAcquire,
@@ -33,70 +34,12 @@ import {
   type ParsedHeartbeatRequest,
 } from './rules.js';
 
-// ---- Fixtures
+// ---- Fixtures (the shared ones are in rules.fixtures.ts)
 
-const GROUP = 'web';
-const T0 = 1_700_000_000_000;
 const TTL = 30_000;
 const MISS_LIMIT = 15_000;
 const POLICY: GroupPolicy = { maxUnavailable: 1, leaseTtlMs: TTL, heartbeatMissLimitMs: MISS_LIMIT };
 const IDS = { leaseId: 'lease-new', rolloutId: 'rollout-new' };
-
-const digest = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`;
-const OLD = digest(1);
-const NEW = digest(2);
-const NEWER = digest(3);
-
-function node(nodeId: string, overrides: Partial<NodeRecord> = {}): NodeRecord {
-  return {
-    group: GROUP,
-    nodeId,
-    host: `${nodeId}.example`,
-    image: 'registry.example/web:stable',
-    currentDigest: OLD,
-    health: 'healthy',
-    step: 'idle',
-    agentVersion: '0.1.0',
-    lastHeartbeatMs: T0,
-    joinedAtMs: T0 - 60_000,
-    ...overrides,
-  };
-}
-
-function rollout(rolloutId: string, targetDigest: string, overrides: Partial<RolloutRecord> = {}): RolloutRecord {
-  return {
-    rolloutId,
-    group: GROUP,
-    seq: 1,
-    cause: 'push',
-    completedAtMs: null,
-    rolledBackFrom: null,
-    targetDigest,
-    image: null,
-    state: 'in-progress',
-    openedAtMs: T0 - 10_000,
-    endedAtMs: null,
-    haltedByNodeId: null,
-    haltReason: null,
-    ...overrides,
-  };
-}
-
-function lease(leaseId: string, nodeId: string, overrides: Partial<LeaseRecord> = {}): LeaseRecord {
-  return {
-    leaseId,
-    group: GROUP,
-    nodeId,
-    rolloutId: 'r-new',
-    targetDigest: NEW,
-    fencingToken: 1,
-    grantedAtMs: T0 - 5_000,
-    expiresAtMs: T0 + 25_000,
-    endedAtMs: null,
-    endedAs: null,
-    ...overrides,
-  };
-}
 
 interface Fixture {
   nodes?: NodeRecord[];
@@ -131,14 +74,6 @@ function rollingOut(holder?: string, fixture: Fixture = {}): GroupState {
     leases: holder === undefined ? [] : [lease('l1', holder)],
     ...fixture,
   });
-}
-
-/** Runs a rule and checks that it left its input exactly as it was. */
-function pure<Result>(state: GroupState, rule: (state: GroupState) => Decision<Result>): Decision<Result> {
-  const before = structuredClone(state);
-  const decision = rule(state);
-  expect(state).toEqual(before);
-  return decision;
 }
 
 /** Applies a decision's changes the way the service does (version bump included) and returns its result. */
