@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.test-artifacts/**'] },
+  { ignores: ['dist/**', 'build/**', 'node_modules/**', '.test-artifacts/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -19,7 +19,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['shared/clock.ts', 'shared/random.ts', 'shared/config/**', '**/main.ts', 'cli/**', 'scripts/**', 'test/**', 'bench/**', '**/*.test.ts'],
+    files: ['shared/clock.ts', 'shared/random.ts', 'shared/config/**', '**/main.ts', 'cli/**', 'scripts/**', 'test/**', 'tools/**', 'bench/**', '**/testing/**', '**/*.test.ts'],
     rules: { 'no-restricted-properties': 'off' },
   },
 );

@@ -3,9 +3,7 @@
  * health monitor with auto-heal, staggered polls, pause, registry backoff, "poll now", shutdown.
  */
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../shared/clock.js';
 import { agentConfigSchema } from '../shared/config/agent.js';
-import { fixedRandom } from '../shared/random.js';
 import { Agent } from './agent.js';
 import { createReadinessBoard } from './readiness/board.js';
 import { liveProbes } from './readiness/probe.js';
@@ -22,10 +20,12 @@ import {
   NEW_DIGEST,
   OLD_DIGEST,
   settle,
-} from './update/fakes.js';
+} from './update/testing/fakes.js';
 import type { DrainState } from './drain/state.js';
-import { MemoryDrainStateStore } from './update/fakes.js';
-import { MemoryUpdateJournal } from './update/state-file.js';
+import { MemoryDrainStateStore } from './update/testing/fakes.js';
+import { ManualClock } from '../shared/testing/clock.js';
+import { fixedRandom } from '../shared/testing/random.js';
+import { MemoryUpdateJournal } from './update/testing/memory-journal.js';
 
 const IMAGE = 'registry.test/app:latest';
 const THIRD_DIGEST = `sha256:${'c'.repeat(64)}`;

@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-exec node dist/scripts/demo.js "$@"
+npm run --silent build:tools
+exec node build/scripts/demo.js "$@"

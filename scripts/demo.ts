@@ -7,8 +7,8 @@
  * Run it with `sudo bash scripts/demo.sh` (which installs and builds first).
  */
 import { parseArgs } from 'node:util';
-import { startFleet, type Fleet } from '../test/helpers/fleet.js';
-import { startLoad, type RunningLoad } from '../test/helpers/load.js';
+import { startFleet, type Fleet } from '../tools/fleet/fleet.js';
+import { startLoad, type RunningLoad } from '../tools/fleet/load.js';
 
 const say = (line: string): void => {
   process.stdout.write(`${line}\n`);

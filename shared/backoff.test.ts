@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { backoffDelayMs, withJitterMs } from './backoff.js';
-import { fixedRandom } from './random.js';
+import { fixedRandom } from './testing/random.js';
 
 describe('backoffDelayMs', () => {
   const policy = { initialDelayMs: 1_000, maxDelayMs: 8_000, multiplier: 2 };

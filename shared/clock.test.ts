@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from './clock.js';
+import { ManualClock } from './testing/clock.js';
 
 describe('ManualClock', () => {
   it('wakes sleepers in time order and only when time passes them', async () => {

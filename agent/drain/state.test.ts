@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { captureLogger } from '../update/fakes.js';
+import { captureLogger } from '../update/testing/fakes.js';
 import { FileDrainStateStore, type DrainState } from './state.js';
 
 const state: DrainState = { service: 'web', group: 'web', reason: 'disk swap', sinceMs: 1_700_000_000_000, preDrainDone: false };

@@ -1,9 +1,7 @@
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../shared/clock.js';
 import { agentConfigSchema } from '../../shared/config/agent.js';
 import { silentLogger } from '../../shared/logger.js';
-import { fixedRandom } from '../../shared/random.js';
 import { Agent } from '../agent.js';
 import { createReadinessBoard, type ReadinessBoard } from '../readiness/board.js';
 import { liveProbes } from '../readiness/probe.js';
@@ -19,10 +17,12 @@ import {
   NEW_DIGEST,
   OLD_DIGEST,
   settle,
-} from '../update/fakes.js';
-import { MemoryDrainStateStore } from '../update/fakes.js';
-import { MemoryUpdateJournal } from '../update/state-file.js';
+} from '../update/testing/fakes.js';
+import { MemoryDrainStateStore } from '../update/testing/fakes.js';
 import { createPrometheusAgentMetrics, noopAgentMetrics, registryErrorCode, type PrometheusAgentMetrics } from './metrics.js';
+import { ManualClock } from '../../shared/testing/clock.js';
+import { fixedRandom } from '../../shared/testing/random.js';
+import { MemoryUpdateJournal } from '../update/testing/memory-journal.js';
 
 async function valueOf(metrics: PrometheusAgentMetrics, name: string, labels: Record<string, string>): Promise<number | undefined> {
   const metric = metrics.registry.getSingleMetric(name);

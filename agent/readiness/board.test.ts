@@ -1,10 +1,10 @@
 /** The board: single flight, the cache on an injected clock, and the flags against the live probe. */
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../shared/clock.js';
 import { silentLogger } from '../../shared/logger.js';
 import { createReadinessBoard } from './board.js';
 import type { ProbeResult } from './probe.js';
 import type { ProbeVerdict } from './truth.js';
+import { ManualClock } from '../../shared/testing/clock.js';
 
 /** A probe the test answers by hand: each call waits until `answer` is called. */
 class ManualProbe {

@@ -4,11 +4,11 @@
  * same answers from real calls, and a paused container failing at once, not after the HTTP timeout.
  */
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../shared/clock.js';
 import type { ContainerStatus, DockerHealth } from '../ports.js';
-import { FakeHealthProbe, FakeRuntime, OLD_DIGEST } from '../update/fakes.js';
+import { FakeHealthProbe, FakeRuntime, OLD_DIGEST } from '../update/testing/fakes.js';
 import { probeService, type ProbeTarget } from './probe.js';
 import { decideAnswer, judgeProbe, type CheckView, type EngineView, type NotReadyReason } from './truth.js';
+import { ManualClock } from '../../shared/testing/clock.js';
 
 const statuses: ContainerStatus[] = ['created', 'running', 'paused', 'restarting', 'removing', 'exited', 'dead'];
 const healths: DockerHealth[] = ['healthy', 'unhealthy', 'starting', 'none'];

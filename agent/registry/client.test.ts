@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { MockAgent, type Interceptable } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../shared/clock.js';
 import { silentLogger } from '../../shared/logger.js';
 import { createRegistryClient, isLoopbackRegistry, registryScheme } from './client.js';
 import { createCredentialStore, noCredentials, type CredentialStore } from './credentials.js';
@@ -19,6 +18,7 @@ import {
 } from './errors.js';
 import type { Platform } from './platform.js';
 import { MediaType } from './schemas.js';
+import { ManualClock } from '../../shared/testing/clock.js';
 
 const REGISTRY = 'registry.example.com';
 const ORIGIN = `https://${REGISTRY}`;

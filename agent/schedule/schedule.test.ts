@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../shared/clock.js';
 import { ConfigError } from '../../shared/errors.js';
 import { silentLogger } from '../../shared/logger.js';
-import { fixedRandom, seededRandom } from '../../shared/random.js';
+import { seededRandom } from '../../shared/random.js';
 import {
   PollScheduler,
   cronCadence,
@@ -12,6 +11,8 @@ import {
   staggerOffsetMs,
   type CronTickSource,
 } from './schedule.js';
+import { ManualClock } from '../../shared/testing/clock.js';
+import { fixedRandom } from '../../shared/testing/random.js';
 
 const MINUTE = 60_000;
 const T0 = 1_699_999_800_000; // a whole multiple of 5 minutes since the epoch

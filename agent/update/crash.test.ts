@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../shared/clock.js';
 import { silentLogger } from '../../shared/logger.js';
 import {
   createFakeWorld,
@@ -12,10 +11,12 @@ import {
   settle,
   type ImageBehaviour,
   type RuntimeSnapshot,
-} from './fakes.js';
+} from './testing/fakes.js';
 import { reconcile } from './reconcile.js';
-import { MemoryUpdateJournal, type JournalEntry } from './state-file.js';
+import { type JournalEntry } from './state-file.js';
 import { runUpdate } from './updater.js';
+import { ManualClock } from '../../shared/testing/clock.js';
+import { MemoryUpdateJournal } from './testing/memory-journal.js';
 
 /**
  * I5: kill -9 at any point. Each scenario runs a whole update and snapshots the node (containers and

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../shared/clock.js';
-import { FakeHealthProbe, FakeRuntime, settle } from './fakes.js';
+import { FakeHealthProbe, FakeRuntime, settle } from './testing/fakes.js';
 import { waitUntilHealthy, type HealthCheckConfig } from './health.js';
+import { ManualClock } from '../../shared/testing/clock.js';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;
 const URL = 'http://127.0.0.1:8080/health';

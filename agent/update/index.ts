@@ -4,7 +4,6 @@ export { reconcile, type ReconcileAction, type ReconcileDeps, type ReconcileResu
 export { waitUntilHealthy, type HealthCheckConfig, type HealthDeps, type HealthResult } from './health.js';
 export {
   FileUpdateJournal,
-  MemoryUpdateJournal,
   journalEntrySchema,
   type JournalEntry,
   type UpdateJournal,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { UpdateStep } from '../../shared/api/v1.js';
-import { coordinatorUnavailableError, createFakeWorld, NEW_DIGEST, OLD_DIGEST, settle } from './fakes.js';
+import { coordinatorUnavailableError, createFakeWorld, NEW_DIGEST, OLD_DIGEST, settle } from './testing/fakes.js';
 import { reconcile } from './reconcile.js';
 import type { JournalEntry } from './state-file.js';
 

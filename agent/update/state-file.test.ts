@@ -2,8 +2,9 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { captureLogger, NEW_DIGEST, OLD_DIGEST } from './fakes.js';
-import { FileUpdateJournal, MemoryUpdateJournal, type JournalEntry } from './state-file.js';
+import { captureLogger, NEW_DIGEST, OLD_DIGEST } from './testing/fakes.js';
+import { FileUpdateJournal, type JournalEntry } from './state-file.js';
+import { MemoryUpdateJournal } from './testing/memory-journal.js';
 
 const entry: JournalEntry = {
   service: 'web',

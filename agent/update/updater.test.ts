@@ -6,7 +6,7 @@ import {
   OLD_DIGEST,
   settle,
   type FakeWorldOptions,
-} from './fakes.js';
+} from './testing/fakes.js';
 import { runUpdate } from './updater.js';
 
 const NEW_IMAGE = `registry.test/app@${NEW_DIGEST}`;

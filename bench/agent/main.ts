@@ -28,11 +28,11 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { stringify } from 'yaml';
-import { spawnAgentProcess, writeAgentConfig, type AgentConfigFile, type AgentProcess } from '../../test/helpers/agent.js';
-import { startInProcessCoordinator } from '../../test/helpers/coordinator.js';
-import { startDockerd, type TestDockerd } from '../../test/helpers/dockerd.js';
-import { buildTestImages, pushAs, testAppImage } from '../../test/helpers/images.js';
-import { freePort, REGISTRY_BINARY, startRegistry } from '../../test/helpers/registry.js';
+import { spawnAgentProcess, writeAgentConfig, type AgentConfigFile, type AgentProcess } from '../../tools/fleet/agent.js';
+import { repositoryRoot, startInProcessCoordinator } from '../../tools/fleet/coordinator.js';
+import { startDockerd, type TestDockerd } from '../../tools/fleet/dockerd.js';
+import { buildTestImages, pushAs, testAppImage } from '../../tools/fleet/images.js';
+import { freePort, REGISTRY_BINARY, startRegistry } from '../../tools/fleet/registry.js';
 
 /** What `baton agent` imports at start (prom-client is loaded at the first scrape only). */
 const agentDependencies = ['undici', 'zod', 'pino', 'yaml', 'node-cron', 'dockerode'];
@@ -288,7 +288,7 @@ async function main(): Promise<void> {
     // The floor the dependencies set: what the agent imports at start (after lean-modules, as the
     // agent does), and nothing else of Baton's.
     const dependencyUrls = [
-      new URL('../../agent/lean-modules.js', import.meta.url).href,
+      pathToFileURL(join(repositoryRoot, 'dist/agent/lean-modules.js')).href,
       ...agentDependencies.map((name) => pathToFileURL(requireFromHere.resolve(name)).href),
     ];
     const dependenciesOnly = spawn(

@@ -10,14 +10,14 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { batonCli } from '../../tools/fleet/coordinator.js';
 import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
 import { Pool } from 'undici';
 import type { HeartbeatWorkerData, HeartbeatWorkerMessage, HeartbeatWorkerReport } from './heartbeat-worker.js';
 
-const cli = fileURLToPath(new URL('../../cli/baton.js', import.meta.url));
+const cli = batonCli;
 const clockTicksPerSecond = 100;
 const heartbeatIntervalMs = 10_000;
 const nodesPerGroup = 10;

@@ -35,11 +35,11 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { breakAgentConfigs, restartAllAgents } from '../../test/helpers/faults.js';
-import { FLEET_SERVICE, sleep, startFleet, type Fleet } from '../../test/helpers/fleet.js';
-import { sampleServers, startHaproxy, type RunningHaproxy } from '../../test/helpers/haproxy.js';
-import { testAppPaths } from '../../test/helpers/images.js';
-import { startLoad } from '../../test/helpers/load.js';
+import { breakAgentConfigs, restartAllAgents } from '../../tools/fleet/faults.js';
+import { FLEET_SERVICE, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
+import { sampleServers, startHaproxy, type RunningHaproxy } from '../../tools/fleet/haproxy.js';
+import { testAppPaths } from '../../tools/fleet/images.js';
+import { startLoad } from '../../tools/fleet/load.js';
 
 const { values } = parseArgs({
   args: process.argv.slice(2).filter((arg) => arg !== '--'),

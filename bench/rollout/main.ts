@@ -37,11 +37,11 @@ import { createDockerRuntime } from '../../agent/docker/runtime.js';
 import { containerSpecFor } from '../../agent/update/containers.js';
 import { serviceSchema } from '../../shared/config/agent.js';
 import { silentLogger } from '../../shared/logger.js';
-import type { AppContainerEvent } from '../../test/helpers/docker-events.js';
-import { FLEET_SERVICE, sleep, startFleet, type Fleet } from '../../test/helpers/fleet.js';
-import { startHaproxy, type RunningHaproxy } from '../../test/helpers/haproxy.js';
-import { testAppImage, testAppPaths, type TestAppVariant } from '../../test/helpers/images.js';
-import { startLoad, type LoadResult } from '../../test/helpers/load.js';
+import type { AppContainerEvent } from '../../tools/fleet/docker-events.js';
+import { FLEET_SERVICE, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
+import { startHaproxy, type RunningHaproxy } from '../../tools/fleet/haproxy.js';
+import { testAppImage, testAppPaths, type TestAppVariant } from '../../tools/fleet/images.js';
+import { startLoad, type LoadResult } from '../../tools/fleet/load.js';
 
 interface PolicyResult {
   policy: string;

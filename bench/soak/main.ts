@@ -27,8 +27,8 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { FLEET_SERVICE, replayLeases, sleep, startFleet, type Fleet } from '../../test/helpers/fleet.js';
-import { startLoad, summarize, type LoadResult, type RunningLoad } from '../../test/helpers/load.js';
+import { FLEET_SERVICE, replayLeases, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
+import { startLoad, summarize, type LoadResult, type RunningLoad } from '../../tools/fleet/load.js';
 
 const { values } = parseArgs({
   // Through `npm run bench:soak -- ...` and vite-node a lone `--` may come first.

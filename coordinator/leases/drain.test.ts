@@ -4,7 +4,7 @@ import { applyChanges } from '../state/apply.js';
 import type { Decision, DrainRecord, GroupPolicy, GroupState, LeaseRecord, NodeRecord } from '../state/model.js';
 import { decideDrain, decideUndrain, drainInfoOf, type DrainResult } from './drain.js';
 import { decideAcquire, decideForget, decideHeartbeat, decideRelease, heldLeases } from './rules.js';
-import { GROUP, lease as leaseRecord, NEW, node, OLD, pure, rollout as rolloutRecord, T0 } from './rules.fixtures.js';
+import { GROUP, lease as leaseRecord, NEW, node, OLD, pure, rollout as rolloutRecord, T0 } from './testing/rules.fixtures.js';
 
 // ---- Fixtures (shared with rules.test.ts in rules.fixtures.ts)
 

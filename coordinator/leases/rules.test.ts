@@ -14,7 +14,7 @@ import type {
   RolloutRecord,
 } from '../state/model.js';
 import { effectiveMaxUnavailable, resolvePolicy } from './policy.js';
-import { digest, GROUP, lease, NEW, NEWER, node, OLD, pure, rollout, T0 } from './rules.fixtures.js';
+import { digest, GROUP, lease, NEW, NEWER, node, OLD, pure, rollout, T0 } from './testing/rules.fixtures.js';
 import {
   currentRollout,
   decideAcquire,

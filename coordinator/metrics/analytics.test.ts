@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BatonEvent } from '../../shared/api/v1.js';
-import { ManualClock } from '../../shared/clock.js';
 import { FleetAnalytics, median, type EventSource, type Measurement } from './analytics.js';
+import { ManualClock } from '../../shared/testing/clock.js';
 
 const T0 = 1_700_000_000_000;
 const MIN = 60_000;

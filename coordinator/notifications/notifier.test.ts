@@ -2,11 +2,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BatonEvent } from '../../shared/api/v1.js';
-import { ManualClock } from '../../shared/clock.js';
 import { webhookSchema, type WebhookConfig } from '../../shared/config/coordinator.js';
 import { silentLogger } from '../../shared/logger.js';
-import { fixedRandom } from '../../shared/random.js';
 import { Notifier, notificationOf, webhookLabel, type Notification } from './notifier.js';
+import { ManualClock } from '../../shared/testing/clock.js';
+import { fixedRandom } from '../../shared/testing/random.js';
 
 const digest = `sha256:${'ab'.repeat(32)}`;
 let seq = 0;

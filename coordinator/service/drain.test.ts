@@ -3,12 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { heartbeatRequestSchema } from '../../shared/api/v1.js';
-import { ManualClock } from '../../shared/clock.js';
 import { coordinatorConfigSchema } from '../../shared/config/coordinator.js';
 import { silentLogger } from '../../shared/logger.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/store.js';
 import { ConflictError, CoordinatorService, NotFoundError } from './service.js';
+import { ManualClock } from '../../shared/testing/clock.js';
 
 const beat = (group: string) =>
   heartbeatRequestSchema.parse({ group, host: 'h', image: '127.0.0.1:5000/app:latest', currentDigest: null, health: 'healthy', agentVersion: '0.1.0' });

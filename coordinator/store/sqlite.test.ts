@@ -9,7 +9,7 @@ import { nodeHealthSchema, rolloutCauseSchema, rolloutStateSchema, updateStepSch
 import type { Change, DrainEnd, LeaseEnd, NodeRecord } from '../state/model.js';
 import { latestVersion, migrate, migrations, SchemaTooNewError, schemaVersion, type Migration } from './migrations.js';
 import { openSqliteStore, type SqliteStore } from './sqlite.js';
-import { describeStoreContract } from './store.contract.js';
+import { describeStoreContract } from './testing/store.contract.js';
 import {
   appendEvent,
   digest,
@@ -25,7 +25,7 @@ import {
   putRollout,
   rolloutRecord,
   t0,
-} from './store.fixtures.js';
+} from './testing/store.fixtures.js';
 
 const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
 const sick = 'sick' as NodeRecord['health'];
@@ -346,7 +346,7 @@ describe('SqliteStore', () => {
     /** Runs the crash writer until it has acknowledged `acks` commits, then SIGKILLs it. */
     function runWriterAndKill(acks: number): Promise<number[]> {
       const viteNode = join(projectRoot, 'node_modules', 'vite-node', 'vite-node.mjs');
-      const fixture = join(projectRoot, 'coordinator', 'store', 'crash-writer.fixture.ts');
+      const fixture = join(projectRoot, 'coordinator', 'store', 'testing', 'crash-writer.fixture.ts');
       const child = spawn(process.execPath, [viteNode, fixture, '--', path], {
         cwd: projectRoot,
         stdio: ['ignore', 'pipe', 'pipe'],

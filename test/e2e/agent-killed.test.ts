@@ -6,8 +6,8 @@
  */
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, formatBatonEvents, replayLeases, sleep, startFleet, type Fleet, type FleetNode } from '../helpers/fleet.js';
-import { describeLoad, startLoad } from '../helpers/load.js';
+import { eventually, formatBatonEvents, replayLeases, sleep, startFleet, type Fleet, type FleetNode } from '../../tools/fleet/fleet.js';
+import { describeLoad, startLoad } from '../../tools/fleet/load.js';
 
 let fleet: Fleet | undefined;
 

@@ -10,10 +10,10 @@
  * container event in Docker's record. One fleet serves every scenario, in order.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { breakAgentConfigs, configValidMetric, restartAllAgents } from '../helpers/faults.js';
-import { eventually, FLEET_GROUP, sleep, startFleet, type Fleet } from '../helpers/fleet.js';
-import { sampleServers, type ServerSampler } from '../helpers/haproxy.js';
-import { describeLoad, startLoad, type LoadResult } from '../helpers/load.js';
+import { breakAgentConfigs, configValidMetric, restartAllAgents } from '../../tools/fleet/faults.js';
+import { eventually, FLEET_GROUP, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
+import { sampleServers, type ServerSampler } from '../../tools/fleet/haproxy.js';
+import { describeLoad, startLoad, type LoadResult } from '../../tools/fleet/load.js';
 
 let fleet: Fleet | undefined;
 

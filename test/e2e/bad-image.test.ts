@@ -4,9 +4,9 @@
  * fails. Then a good v3 is pushed and the fleet fixes forward to it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentLines } from '../helpers/agent.js';
-import { eventually, formatBatonEvents, replayLeases, sleep, startFleet, type Fleet } from '../helpers/fleet.js';
-import { describeLoad, startLoad } from '../helpers/load.js';
+import { agentLines } from '../../tools/fleet/agent.js';
+import { eventually, formatBatonEvents, replayLeases, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
+import { describeLoad, startLoad } from '../../tools/fleet/load.js';
 
 let fleet: Fleet | undefined;
 

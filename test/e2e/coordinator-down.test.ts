@@ -4,8 +4,8 @@
  * request still succeeds; restarted on the same database, it lets the rollout complete.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, formatBatonEvents, replayLeases, sleep, startFleet, type Fleet } from '../helpers/fleet.js';
-import { describeLoad, startLoad } from '../helpers/load.js';
+import { eventually, formatBatonEvents, replayLeases, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
+import { describeLoad, startLoad } from '../../tools/fleet/load.js';
 
 let fleet: Fleet | undefined;
 

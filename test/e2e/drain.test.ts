@@ -8,9 +8,9 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BatonEvent } from '../../shared/api/v1.js';
-import { batonCli } from '../helpers/coordinator.js';
-import { FLEET_GROUP, formatBatonEvents, replayLeases, sleep, startFleet, type Fleet } from '../helpers/fleet.js';
-import { describeLoad, startLoad } from '../helpers/load.js';
+import { batonCli } from '../../tools/fleet/coordinator.js';
+import { FLEET_GROUP, formatBatonEvents, replayLeases, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
+import { describeLoad, startLoad } from '../../tools/fleet/load.js';
 
 let fleet: Fleet | undefined;
 

@@ -14,9 +14,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BatonEvent } from '../../shared/api/v1.js';
-import { eventually, FLEET_GROUP, FLEET_SERVICE, formatBatonEvents, replayLeases, sleep, startFleet, type Fleet, type FleetNode } from '../helpers/fleet.js';
-import { sampleServers } from '../helpers/haproxy.js';
-import { describeLoad, startLoad } from '../helpers/load.js';
+import { eventually, FLEET_GROUP, FLEET_SERVICE, formatBatonEvents, replayLeases, sleep, startFleet, type Fleet, type FleetNode } from '../../tools/fleet/fleet.js';
+import { sampleServers } from '../../tools/fleet/haproxy.js';
+import { describeLoad, startLoad } from '../../tools/fleet/load.js';
 
 /** HAProxy's check timing in the fleet (haproxy.ts defaults) and the agent's probe cache (its default). */
 const interMs = 250;

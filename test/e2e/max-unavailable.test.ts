@@ -4,8 +4,8 @@
  * the coordinator is restarted with maxUnavailable 1 and the next version rolled out for comparison.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatBatonEvents, replayLeases, sleep, startFleet, type Fleet } from '../helpers/fleet.js';
-import { describeLoad, startLoad, type LoadResult } from '../helpers/load.js';
+import { formatBatonEvents, replayLeases, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
+import { describeLoad, startLoad, type LoadResult } from '../../tools/fleet/load.js';
 
 let fleet: Fleet | undefined;
 

@@ -5,9 +5,9 @@
  * hint woke, so only the notification explains the first node starting its update within seconds.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentLines } from '../helpers/agent.js';
-import { eventually, formatBatonEvents, sleep, startFleet, type Fleet } from '../helpers/fleet.js';
-import { describeLoad, startLoad } from '../helpers/load.js';
+import { agentLines } from '../../tools/fleet/agent.js';
+import { eventually, formatBatonEvents, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
+import { describeLoad, startLoad } from '../../tools/fleet/load.js';
 
 let fleet: Fleet | undefined;
 // Hourly: a node's scheduled poll falls somewhere in the hour, by a hash of its id.

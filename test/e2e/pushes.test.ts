@@ -11,8 +11,8 @@
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { groupActionResponseSchema, type BatonEvent } from '../../shared/api/v1.js';
-import { eventually, FLEET_GROUP, formatBatonEvents, replayLeases, sleep, startFleet, type Fleet } from '../helpers/fleet.js';
-import { describeLoad, startLoad } from '../helpers/load.js';
+import { eventually, FLEET_GROUP, formatBatonEvents, replayLeases, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
+import { describeLoad, startLoad } from '../../tools/fleet/load.js';
 
 let fleet: Fleet | undefined;
 

@@ -4,8 +4,8 @@
  * request fails. When the registry answers again, a push rolls out as usual.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sleep, startFleet, type Fleet } from '../helpers/fleet.js';
-import { describeLoad, startLoad } from '../helpers/load.js';
+import { sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
+import { describeLoad, startLoad } from '../../tools/fleet/load.js';
 
 let fleet: Fleet | undefined;
 

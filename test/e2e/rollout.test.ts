@@ -4,8 +4,8 @@
  * containers are down at once (I1) — by the engines' own events and by the coordinator's event log.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatBatonEvents, replayLeases, sleep, startFleet, type Fleet } from '../helpers/fleet.js';
-import { describeLoad, startLoad } from '../helpers/load.js';
+import { formatBatonEvents, replayLeases, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
+import { describeLoad, startLoad } from '../../tools/fleet/load.js';
 
 let fleet: Fleet | undefined;
 

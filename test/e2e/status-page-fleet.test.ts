@@ -8,8 +8,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repositoryRoot } from '../helpers/coordinator.js';
-import { eventually, startFleet, type Fleet } from '../helpers/fleet.js';
+import { repositoryRoot } from '../../tools/fleet/coordinator.js';
+import { eventually, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
 
 let fleet: Fleet | undefined;
 let browser: Browser | undefined;

@@ -8,8 +8,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnAgentProcess } from '../helpers/agent.js';
-import { batonCli } from '../helpers/coordinator.js';
+import { spawnAgentProcess } from '../../tools/fleet/agent.js';
+import { batonCli } from '../../tools/fleet/coordinator.js';
 
 let dir: string;
 

@@ -16,9 +16,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { statusResponseSchema } from '../../shared/api/v1.js';
 import { lastKnownGoodSchema } from '../../agent/config/last-known-good.js';
-import { spawnAgentProcess, stopAllAgentProcesses, type AgentLogLine } from '../helpers/agent.js';
-import { startInProcessCoordinator, type InProcessCoordinator } from '../helpers/coordinator.js';
-import { freePort } from '../helpers/registry.js';
+import { spawnAgentProcess, stopAllAgentProcesses, type AgentLogLine } from '../../tools/fleet/agent.js';
+import { startInProcessCoordinator, type InProcessCoordinator } from '../../tools/fleet/coordinator.js';
+import { freePort } from '../../tools/fleet/registry.js';
 
 let dir: string;
 let coordinator: InProcessCoordinator;

@@ -19,12 +19,12 @@ import {
   type AgentConfigFile,
   type AgentConfigOptions,
   type AgentLogLine,
-} from '../helpers/agent.js';
-import { startInProcessCoordinator, type InProcessCoordinator } from '../helpers/coordinator.js';
-import { startDockerd, type TestDockerd } from '../helpers/dockerd.js';
-import { call } from '../helpers/http.js';
-import { buildTestImages, pushAs, testAppImage, type TestImages } from '../helpers/images.js';
-import { freePort, startRegistry, type RunningRegistry } from '../helpers/registry.js';
+} from '../../tools/fleet/agent.js';
+import { startInProcessCoordinator, type InProcessCoordinator } from '../../tools/fleet/coordinator.js';
+import { startDockerd, type TestDockerd } from '../../tools/fleet/dockerd.js';
+import { call } from '../../tools/fleet/http.js';
+import { buildTestImages, pushAs, testAppImage, type TestImages } from '../../tools/fleet/images.js';
+import { freePort, startRegistry, type RunningRegistry } from '../../tools/fleet/registry.js';
 
 let registry: RunningRegistry;
 let builder: TestDockerd;

@@ -11,8 +11,8 @@ import {
   statusNodeSchema,
   statusResponseSchema,
 } from '../../shared/api/v1.js';
-import { batonCli, startInProcessCoordinator, type InProcessCoordinator } from '../helpers/coordinator.js';
-import { call, digestOf } from '../helpers/http.js';
+import { batonCli, startInProcessCoordinator, type InProcessCoordinator } from '../../tools/fleet/coordinator.js';
+import { call, digestOf } from '../../tools/fleet/http.js';
 
 const adminToken = 'admin-token-0123456789abcdef';
 const agentToken = 'agent-token-0123456789abcdef';

@@ -6,7 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { loadAgentConfig } from '../../agent/main.js';
 import { loadConfig } from '../../shared/config/load.js';
 import { coordinatorConfigSchema, coordinatorEnvironmentOverrides } from '../../shared/config/coordinator.js';
-import { repositoryRoot } from '../helpers/coordinator.js';
+import { repositoryRoot } from '../../tools/fleet/coordinator.js';
 
 /**
  * The demo stack cannot be built or started here (no image can be pulled), so these tests check

@@ -6,8 +6,8 @@ import {
   leaseRefusalSchema,
   statusResponseSchema,
 } from '../../shared/api/v1.js';
-import { startInProcessCoordinator, type InProcessCoordinator } from '../helpers/coordinator.js';
-import { call, digestOf, snapshotDatabase } from '../helpers/http.js';
+import { startInProcessCoordinator, type InProcessCoordinator } from '../../tools/fleet/coordinator.js';
+import { call, digestOf, snapshotDatabase } from '../../tools/fleet/http.js';
 
 const v1 = digestOf('v1');
 const v2 = digestOf('v2');

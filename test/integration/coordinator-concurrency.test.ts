@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventSchema, leaseDecisionSchema } from '../../shared/api/v1.js';
-import { startInProcessCoordinator, type InProcessCoordinator } from '../helpers/coordinator.js';
-import { replayLeaseLog, sleep } from '../helpers/fleet-sim.js';
-import { call, digestOf } from '../helpers/http.js';
+import { startInProcessCoordinator, type InProcessCoordinator } from '../../tools/fleet/coordinator.js';
+import { replayLeaseLog, sleep } from '../../tools/fleet/fleet-sim.js';
+import { call, digestOf } from '../../tools/fleet/http.js';
 import { z } from 'zod';
 
 const agentCount = 50;

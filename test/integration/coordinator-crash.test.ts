@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventSchema, leaseDecisionSchema, type LeaseGrant } from '../../shared/api/v1.js';
-import { spawnCoordinatorProcess, type CoordinatorProcess } from '../helpers/coordinator.js';
-import { replayLeaseLog, sleep } from '../helpers/fleet-sim.js';
-import { call, digestOf } from '../helpers/http.js';
+import { spawnCoordinatorProcess, type CoordinatorProcess } from '../../tools/fleet/coordinator.js';
+import { replayLeaseLog, sleep } from '../../tools/fleet/fleet-sim.js';
+import { call, digestOf } from '../../tools/fleet/http.js';
 
 const nodes = Array.from({ length: 8 }, (_, index) => `crash-${index}`);
 

@@ -17,9 +17,9 @@ import {
 } from '../../agent/docker/runtime.js';
 import type { ContainerRuntime, ContainerSpec } from '../../agent/ports.js';
 import { silentLogger } from '../../shared/logger.js';
-import { startDockerd, type TestDockerd } from '../helpers/dockerd.js';
-import { buildTestImages, pushAs, testAppImage, testAppPaths, type TestImages } from '../helpers/images.js';
-import { freePort, startRegistry, type RunningRegistry } from '../helpers/registry.js';
+import { startDockerd, type TestDockerd } from '../../tools/fleet/dockerd.js';
+import { buildTestImages, pushAs, testAppImage, testAppPaths, type TestImages } from '../../tools/fleet/images.js';
+import { freePort, startRegistry, type RunningRegistry } from '../../tools/fleet/registry.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

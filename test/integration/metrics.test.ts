@@ -1,9 +1,9 @@
 import { register as globalRegistry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { figuresResponseSchema } from '../../shared/api/v1.js';
-import { startInProcessCoordinator, type InProcessCoordinator } from '../helpers/coordinator.js';
-import { call, digestOf } from '../helpers/http.js';
-import { simFleet } from '../helpers/sim-agent.js';
+import { startInProcessCoordinator, type InProcessCoordinator } from '../../tools/fleet/coordinator.js';
+import { call, digestOf } from '../../tools/fleet/http.js';
+import { simFleet } from '../../tools/fleet/sim-agent.js';
 
 const agentToken = 'agent-token-0123456789abcdef';
 const adminToken = 'admin-token-0123456789abcdef';

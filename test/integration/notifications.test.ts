@@ -6,9 +6,9 @@ import { systemClock } from '../../shared/clock.js';
 import { silentLogger } from '../../shared/logger.js';
 import { seededRandom } from '../../shared/random.js';
 import { startNotifier, type Notification } from '../../coordinator/notifications/notifier.js';
-import { startInProcessCoordinator, type InProcessCoordinator } from '../helpers/coordinator.js';
-import { digestOf } from '../helpers/http.js';
-import { simFleet } from '../helpers/sim-agent.js';
+import { startInProcessCoordinator, type InProcessCoordinator } from '../../tools/fleet/coordinator.js';
+import { digestOf } from '../../tools/fleet/http.js';
+import { simFleet } from '../../tools/fleet/sim-agent.js';
 
 const image = '127.0.0.1:5000/shop/web:v2';
 const secret = 'webhook-secret-0123456789';

@@ -8,8 +8,8 @@ import { ManifestNotFoundError, PlatformNotFoundError } from '../../agent/regist
 import type { Platform } from '../../agent/registry/platform.js';
 import { systemClock } from '../../shared/clock.js';
 import { silentLogger } from '../../shared/logger.js';
-import { MediaTypes, deleteManifest, pushImage, pushIndex } from '../helpers/oci.js';
-import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
+import { MediaTypes, deleteManifest, pushImage, pushIndex } from '../../tools/fleet/oci.js';
+import { startRegistry, type RunningRegistry } from '../../tools/fleet/registry.js';
 
 /** Records `METHOD path` of every request that goes through. */
 function countingAgent(): { dispatcher: Dispatcher; requests: string[]; close(): Promise<void> } {

@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { batonCli } from '../helpers/coordinator.js';
-import { freePort } from '../helpers/registry.js';
+import { batonCli } from '../../tools/fleet/coordinator.js';
+import { freePort } from '../../tools/fleet/registry.js';
 
 const digest = `sha256:${'a'.repeat(64)}`;
 const hasSocketActivate = ['/usr/bin/systemd-socket-activate', '/bin/systemd-socket-activate'].some((path) => existsSync(path));

@@ -1,9 +1,9 @@
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { streamEventsSchema, streamSnapshotSchema, type BatonEvent } from '../../shared/api/v1.js';
-import { startInProcessCoordinator, type InProcessCoordinator } from '../helpers/coordinator.js';
-import { call, digestOf } from '../helpers/http.js';
-import { SimAgent } from '../helpers/sim-agent.js';
+import { startInProcessCoordinator, type InProcessCoordinator } from '../../tools/fleet/coordinator.js';
+import { call, digestOf } from '../../tools/fleet/http.js';
+import { SimAgent } from '../../tools/fleet/sim-agent.js';
 
 const agentToken = 'agent-token-0123456789abcdef';
 const adminToken = 'admin-token-0123456789abcdef';

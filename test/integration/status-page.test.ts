@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { statusResponseSchema } from '../../shared/api/v1.js';
-import { ManualClock } from '../../shared/clock.js';
-import { repositoryRoot, startInProcessCoordinator, type InProcessCoordinator } from '../helpers/coordinator.js';
-import { call, digestOf } from '../helpers/http.js';
-import { SimAgent, simFleet } from '../helpers/sim-agent.js';
+import { repositoryRoot, startInProcessCoordinator, type InProcessCoordinator } from '../../tools/fleet/coordinator.js';
+import { call, digestOf } from '../../tools/fleet/http.js';
+import { SimAgent, simFleet } from '../../tools/fleet/sim-agent.js';
+import { ManualClock } from '../../shared/testing/clock.js';
 
 const agentToken = 'agent-token-0123456789abcdef';
 const adminToken = 'admin-token-0123456789abcdef';

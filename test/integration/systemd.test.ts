@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAgentConfig } from '../../agent/main.js';
 import { loadConfig } from '../../shared/config/load.js';
 import { coordinatorConfigSchema, coordinatorEnvironmentOverrides } from '../../shared/config/coordinator.js';
-import { batonCli, repositoryRoot } from '../helpers/coordinator.js';
+import { batonCli, repositoryRoot } from '../../tools/fleet/coordinator.js';
 
 interface Run {
   code: number | null;

@@ -224,7 +224,7 @@ export async function pushImage(
       ...options.imageConfig,
     },
     rootfs: { type: 'layers', diff_ids: [layer.diffId] },
-    history: [{ created, created_by: 'baton test/helpers/oci.ts' }],
+    history: [{ created, created_by: 'baton tools/fleet/oci.ts' }],
   };
   const configBlob = await pushBlob(
     registryUrl,

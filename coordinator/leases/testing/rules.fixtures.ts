@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import type { Decision, GroupState, LeaseRecord, NodeRecord, RolloutRecord } from '../state/model.js';
+import type { Decision, GroupState, LeaseRecord, NodeRecord, RolloutRecord } from '../../state/model.js';
 
 /** Records and helpers shared by the rules' tests (test code: not built into dist). */
 

@@ -3,7 +3,7 @@
  * Commits to the store in a loop and prints the seq of each event once its commit has resolved,
  * until the test kills it with SIGKILL. Resumes from the stored version when restarted.
  */
-import { openSqliteStore } from './sqlite.js';
+import { openSqliteStore } from '../sqlite.js';
 import { appendEvent, groupRecord, newEvent, nodeRecord, putGroup, putNode, t0 } from './store.fixtures.js';
 
 const crashGroup = 'crash';

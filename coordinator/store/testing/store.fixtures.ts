@@ -6,7 +6,7 @@ import type {
   NewEvent,
   NodeRecord,
   RolloutRecord,
-} from '../state/model.js';
+} from '../../state/model.js';
 
 /** Record builders for store tests: valid defaults, overridable per test. */
 

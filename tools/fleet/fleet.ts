@@ -8,7 +8,7 @@
  *   N simulated hosts: each its own dockerd and its own `baton agent` process with its own config
  *     (nodeId node-<i>, host address 127.0.0.<10+i-1>: the app and the readiness endpoint listen there)
  *   HAProxy in front of the N apps, health-checking each agent's readiness endpoint
- *   a Docker event recorder on every host engine (test/helpers/docker-events.ts)
+ *   a Docker event recorder on every host engine (tools/fleet/docker-events.ts)
  *
  * `startFleet()` resolves once every node runs v1, healthy, and HAProxy has every server UP.
  * `stop()` tears everything down; a process-exit guard and a detached watchdog kill what is left

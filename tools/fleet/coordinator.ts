@@ -12,9 +12,9 @@ import { createHttpServer } from '../../coordinator/http/server.js';
 import { CoordinatorService } from '../../coordinator/service/service.js';
 import { openSqliteStore } from '../../coordinator/store/sqlite.js';
 
-// Two levels up from test/helpers: the repository, or dist/ when running the compiled helpers (the demo).
+// Two levels up from tools/fleet: the repository, or build/ when running the compiled tools (the demo, benchmarks).
 const twoUp = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
-export const repositoryRoot = basename(twoUp) === 'dist' ? dirname(twoUp) : twoUp;
+export const repositoryRoot = basename(twoUp) === 'build' ? dirname(twoUp) : twoUp;
 export const batonCli = join(repositoryRoot, 'dist/cli/baton.js');
 
 export interface InProcessCoordinator {

@@ -2,7 +2,7 @@
  * Builds the Baton test application images with `docker import` (no base image, no internet) and
  * pushes them to a test registry.
  *
- * The app (test/helpers/testapp/): static busybox; `/bin/testapp` runs `busybox httpd -f -p
+ * The app (tools/fleet/testapp/): static busybox; `/bin/testapp` runs `busybox httpd -f -p
  * $APP_ADDR:$APP_PORT -h /www` (defaults 127.0.0.1:8080) and stops gracefully on SIGTERM.
  *   GET /version          the variant name, exactly (`v1`, `v2`, `v3`, `bad`), no newline
  *   GET /cgi-bin/health   200 `ok <variant>`; 500 in `bad`, and after /cgi-bin/break
@@ -49,8 +49,8 @@ export interface TestImages {
   bad: string;
 }
 
-/** The app's scripts: next to this file in the sources; from dist/ (benchmarks), back in the sources. */
-const appSourceDir = [new URL('./testapp/', import.meta.url), new URL('../../../test/helpers/testapp/', import.meta.url)]
+/** The app's scripts: next to this file in the sources; from build/ (demo, benchmarks), back in the sources. */
+const appSourceDir = [new URL('./testapp/', import.meta.url), new URL('../../../tools/fleet/testapp/', import.meta.url)]
   .map((url) => fileURLToPath(url))
   .find((dir) => existsSync(join(dir, 'testapp.sh'))) as string;
 const busyboxApplets = ['sh', 'httpd', 'wget', 'sleep', 'cat', 'echo', 'hostname', 'rm', 'kill', 'ls', 'ps', 'env', 'true', 'false', 'id'];

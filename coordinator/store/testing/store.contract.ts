@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { BatonEvent } from '../../shared/api/v1.js';
-import type { Change, GroupState } from '../state/model.js';
-import { InvalidBatchError } from './batch.js';
+import type { BatonEvent } from '../../../shared/api/v1.js';
+import type { Change, GroupState } from '../../state/model.js';
+import { InvalidBatchError } from '../batch.js';
 import {
   appendEvent,
   deleteNode,
@@ -20,7 +20,7 @@ import {
   rolloutRecord,
   t0,
 } from './store.fixtures.js';
-import { StoreConflictError, type Store } from './store.js';
+import { StoreConflictError, type Store } from '../store.js';
 
 /**
  * A backend under test. `reopen` closes the current store and opens a new one over the same

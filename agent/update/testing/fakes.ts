@@ -9,16 +9,15 @@ import type {
   ReleaseRequest,
   ReleaseResponse,
   RenewResponse,
-} from '../../shared/api/v1.js';
+} from '../../../shared/api/v1.js';
 import type { z } from 'zod';
-import type { UpdateStep } from '../../shared/api/v1.js';
-import { ManualClock, type Clock } from '../../shared/clock.js';
-import { serviceSchema } from '../../shared/config/agent.js';
-import { BatonError } from '../../shared/errors.js';
-import { fixedRandom, type RandomSource } from '../../shared/random.js';
+import type { UpdateStep } from '../../../shared/api/v1.js';
+import { type Clock } from '../../../shared/clock.js';
+import { serviceSchema } from '../../../shared/config/agent.js';
+import { BatonError } from '../../../shared/errors.js';
+import { type RandomSource } from '../../../shared/random.js';
 import { pino, type Logger } from 'pino';
-import { MemoryUpdateJournal } from './state-file.js';
-import { drainStateSchema, type DrainState, type DrainStateStore } from '../drain/state.js';
+import { drainStateSchema, type DrainState, type DrainStateStore } from '../../drain/state.js';
 import type {
   ContainerInfo,
   ContainerRuntime,
@@ -31,7 +30,10 @@ import type {
   Readiness,
   RegistryClient,
   ResolvedDigest,
-} from '../ports.js';
+} from '../../ports.js';
+import { ManualClock } from '../../../shared/testing/clock.js';
+import { fixedRandom } from '../../../shared/testing/random.js';
+import { MemoryUpdateJournal } from './memory-journal.js';
 
 /**
  * In-memory fakes of every port the update flow uses (agent/ports.ts), for fast, exact unit tests

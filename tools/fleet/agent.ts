@@ -21,7 +21,7 @@ import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
-import { batonCli, repositoryRoot } from './coordinator.js';
+import { batonCli } from './coordinator.js';
 import { testAppPaths, testAppImage } from './images.js';
 import { freePort } from './registry.js';
 
@@ -233,10 +233,6 @@ export interface AgentProcess {
 
 const runningAgents = new Set<AgentProcess>();
 
-/** The built CLI: `<repo>/dist/cli/baton.js`, also when this helper runs compiled from dist/ (benchmarks). */
-const agentCli = [batonCli, join(repositoryRoot, 'cli/baton.js')].find((path) => existsSync(path)) ?? batonCli;
-
-/** Spawns `node dist/cli/baton.js agent --config <file>`; resolves at once (not waiting for readiness). */
 /** Spawns `node dist/cli/baton.js agent --config <file>`; resolves at once (not waiting for readiness). */
 export async function spawnAgentProcess(options: SpawnAgentOptions): Promise<AgentProcess> {
   let configFile = options.configFile;
@@ -247,7 +243,7 @@ export async function spawnAgentProcess(options: SpawnAgentOptions): Promise<Age
     configFile = join(tempDir, 'agent.json');
     await writeFile(configFile, `${JSON.stringify(options.config, null, 2)}\n`);
   }
-  const child = spawn(process.execPath, [...(options.execArgv ?? []), agentCli, 'agent', '--config', configFile], {
+  const child = spawn(process.execPath, [...(options.execArgv ?? []), batonCli, 'agent', '--config', configFile], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...options.environment },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -489,7 +485,7 @@ done
       script,
       'baton-agent-supervisor',
       process.execPath,
-      agentCli,
+      batonCli,
       options.configFile,
     ],
     { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: environment },
