@@ -19,6 +19,25 @@ export default tseslint.config(
     },
   },
   {
+    // The status page's browser code goes to the browser as the source text of its functions (coordinator/status-page/client.ts).
+    files: ['coordinator/status-page/browser/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        { selector: "ImportDeclaration[importKind!='type']", message: 'Browser code imports types only: an imported value does not reach the browser.' },
+        {
+          selector: 'Program > :not(ImportDeclaration, ExportNamedDeclaration, ExportAllDeclaration, TSTypeAliasDeclaration, TSInterfaceDeclaration)',
+          message: 'Browser code keeps everything inside its exported functions: nothing at module level reaches the browser.',
+        },
+        {
+          selector: 'ExportNamedDeclaration > :matches(VariableDeclaration, ClassDeclaration, TSEnumDeclaration)',
+          message: 'Browser code exports functions and types only: nothing else reaches the browser.',
+        },
+      ],
+    },
+  },
+  {
     files: ['shared/clock.ts', 'shared/random.ts', 'shared/config/**', '**/main.ts', 'cli/**', 'scripts/**', 'test/**', 'tools/**', 'bench/**', '**/testing/**', '**/*.test.ts'],
     rules: { 'no-restricted-properties': 'off' },
   },
