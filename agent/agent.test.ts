@@ -1,10 +1,11 @@
 /**
- * The agent's main loop (agent/agent.ts) on fakes and a manual clock: reconcile at start, heartbeat,
- * health monitor with auto-heal, staggered polls, pause, registry backoff, "poll now", shutdown.
+ * The agent's main loop (agent/agent.ts, agent/worker/) on fakes and a manual clock: reconcile at
+ * start, heartbeat, health monitor with auto-heal, staggered polls, pause, registry backoff, "poll
+ * now", shutdown. Observed through the coordinator, the runtime, readiness and the events it reports.
  */
 import { describe, expect, it } from 'vitest';
 import { agentConfigSchema } from '../shared/config/agent.js';
-import { Agent } from './agent.js';
+import { Agent, type WorkerEvent } from './agent.js';
 import { createReadinessBoard } from './readiness/board.js';
 import { liveProbes } from './readiness/probe.js';
 import { RegistryConnectionError, RegistryRateLimitedError } from './registry/errors.js';
@@ -57,6 +58,7 @@ function world(options: WorldOptions = {}) {
     coordinator.heartbeatAnswer = { ...coordinator.heartbeatAnswer, heartbeatIntervalMs: options.heartbeatIntervalMs };
   }
   const { logger, lines } = captureLogger();
+  const events: WorkerEvent[] = [];
   const healthProbe = FakeHealthProbe.backedBy(clock, runtime, 'web');
   const journal = new MemoryUpdateJournal();
   const drains = new MemoryDrainStateStore(options.drains ?? []);
@@ -108,6 +110,7 @@ function world(options: WorldOptions = {}) {
     random: fixedRandom(0.5),
     logger,
     agentVersion: '0.0.0-test',
+    onEvent: (event) => events.push(event),
   });
   const start = () => settle(clock, agent.start(), { stepMs: 100 });
   const stop = () => settle(clock, agent.stop(), { stepMs: 100 });
@@ -120,8 +123,11 @@ function world(options: WorldOptions = {}) {
   const web = () => runtime.list().find((c) => c.name === 'web');
   const acquires = () => coordinator.calls.filter((c) => c.op === 'acquire');
   const ready = () => readiness.status('web')?.ready;
+  /** What the agent reported of one type, in order (the events main.ts counts in the metrics). */
+  const reported = <T extends WorkerEvent['type']>(type: T) => events.filter((e): e is Extract<WorkerEvent, { type: T }> => e.type === type);
+  /** Log lines of code that reports no events (the operator drain). */
   const logged = (msg: string) => lines.filter((l) => l.msg === msg);
-  return { clock, runtime, registry, coordinator, readiness, healthProbe, journal, drains, hooks, lines, agent, start, stop, run, until, web, acquires, ready, logged };
+  return { clock, runtime, registry, coordinator, readiness, healthProbe, journal, drains, hooks, agent, start, stop, run, until, web, acquires, ready, reported, logged };
 }
 
 describe('Agent: start', () => {
@@ -144,7 +150,7 @@ describe('Agent: start', () => {
     expect(w.web()).toMatchObject({ digest: OLD_DIGEST, running: true, image: byDigest(OLD_DIGEST) });
     expect(w.ready()).toBe(true);
     expect(w.acquires()).toEqual([]);
-    expect(w.logged('provisioned missing service')).toHaveLength(1);
+    expect(w.reported('provisioned')).toHaveLength(1);
     await w.stop();
   });
 
@@ -152,13 +158,13 @@ describe('Agent: start', () => {
     const w = world();
     w.runtime.down = new Error('connect ENOENT /var/run/docker.sock');
     await w.start(); // does not reject
-    expect(w.logged('reconcile failed; will retry')).toHaveLength(1);
+    expect(w.reported('reconcile-failed')).toHaveLength(1);
     // The coordinator still hears from it, and hears the truth: the engine does not answer.
     expect(w.coordinator.heartbeats().length).toBeGreaterThan(0);
     expect(w.coordinator.heartbeats().at(-1)?.health).toBe('unhealthy');
     expect(await w.readiness.check('web')).toEqual({ ready: false, reason: 'engine-unreachable' });
     w.runtime.down = undefined;
-    await w.until(() => w.logged('reconciled').length === 1);
+    await w.until(() => w.reported('reconciled').length === 1);
     expect(w.ready()).toBe(true);
     const reconciledAt = w.clock.nowMs();
     await w.until(() => w.registry.calls.length > 0, 20_000);
@@ -174,8 +180,8 @@ describe('Agent: updates', () => {
     w.runtime.stopDurationMs = 1_000;
     await w.start();
     w.registry.push(IMAGE, NEW_DIGEST);
-    await w.until(() => w.logged('update finished').length === 1);
-    expect(w.logged('update finished')[0]).toMatchObject({ outcome: 'updated', digest: NEW_DIGEST });
+    await w.until(() => w.reported('update-finished').length === 1);
+    expect(w.reported('update-finished')[0]).toMatchObject({ outcome: 'updated', digest: NEW_DIGEST });
     expect(w.web()).toMatchObject({ digest: NEW_DIGEST, running: true });
     expect(w.coordinator.releases.map((r) => r.outcome)).toEqual(['updated']);
     expect(w.runtime.mutations().filter((m) => m.startsWith('pull:'))).toEqual([`pull:${byDigest(NEW_DIGEST)}`]); // one pull
@@ -205,12 +211,12 @@ describe('Agent: updates', () => {
     expect(w.acquires()).toEqual([]); // ...but asks for no lease
     expect(w.web()?.digest).toBe(OLD_DIGEST);
     expect(w.runtime.mutations()).toEqual([]);
-    expect(w.logged('new digest, but the group is paused').length).toBeGreaterThanOrEqual(3);
+    expect(w.reported('digest-held').filter((e) => e.why === 'group-paused').length).toBeGreaterThanOrEqual(3);
 
     w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, paused: false };
-    await w.until(() => w.logged('update finished').length === 1);
+    await w.until(() => w.reported('update-finished').length === 1);
     expect(w.web()?.digest).toBe(NEW_DIGEST);
-    expect(w.logged('group resumed')).toHaveLength(1);
+    expect(w.reported('pause-changed').filter((e) => !e.paused)).toHaveLength(1);
     await w.stop();
   });
 
@@ -219,8 +225,8 @@ describe('Agent: updates', () => {
     w.runtime.setImageBehaviour(NEW_DIGEST, { healthy: false });
     await w.start();
     w.registry.push(IMAGE, NEW_DIGEST);
-    await w.until(() => w.logged('update finished').length === 1);
-    expect(w.logged('update finished')[0]?.outcome).toBe('rolled-back');
+    await w.until(() => w.reported('update-finished').length === 1);
+    expect(w.reported('update-finished')[0]?.outcome).toBe('rolled-back');
     expect(w.coordinator.releases.map((r) => r.outcome)).toEqual(['failed']);
     expect(w.web()?.digest).toBe(OLD_DIGEST);
 
@@ -230,7 +236,7 @@ describe('Agent: updates', () => {
     expect(w.acquires()).toHaveLength(1);
 
     w.registry.push(IMAGE, THIRD_DIGEST);
-    await w.until(() => w.logged('update finished').length === 2);
+    await w.until(() => w.reported('update-finished').length === 2);
     expect(w.acquires()).toHaveLength(2);
     expect(w.web()?.digest).toBe(THIRD_DIGEST);
     await w.stop();
@@ -241,8 +247,8 @@ describe('Agent: updates', () => {
     w.coordinator.acquireScript.push({ refuse: 'halted' });
     await w.start();
     w.registry.push(IMAGE, NEW_DIGEST);
-    await w.until(() => w.logged('update finished').length === 1);
-    expect(w.logged('update finished')[0]).toMatchObject({ outcome: 'skipped' });
+    await w.until(() => w.reported('update-finished').length === 1);
+    expect(w.reported('update-finished')[0]).toMatchObject({ outcome: 'skipped' });
     await w.run(60_000);
     expect(w.acquires()).toHaveLength(1);
     expect(w.runtime.mutations()).toEqual([`pull:${byDigest(NEW_DIGEST)}`]); // pre-pulled, nothing else
@@ -256,7 +262,7 @@ describe('Agent: rollouts by push', () => {
     w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, rolloutSeq: 7, heartbeatIntervalMs: 2_000 };
     await w.start();
     w.registry.push(IMAGE, NEW_DIGEST);
-    await w.until(() => w.logged('update finished').length === 1);
+    await w.until(() => w.reported('update-finished').length === 1);
     expect(w.acquires()[0]?.body).toMatchObject({ targetDigest: NEW_DIGEST, observedAfterSeq: 7 });
     await w.stop();
   });
@@ -267,8 +273,8 @@ describe('Agent: rollouts by push', () => {
     await w.start();
     w.registry.push(IMAGE, NEW_DIGEST);
     w.coordinator.requestPollNow();
-    await w.until(() => w.logged('update finished').length === 2, 60_000);
-    expect(w.logged('update finished').map((l) => l.outcome)).toEqual(['skipped', 'updated']);
+    await w.until(() => w.reported('update-finished').length === 2, 60_000);
+    expect(w.reported('update-finished').map((l) => l.outcome)).toEqual(['skipped', 'updated']);
     expect(w.acquires().map((c) => (c.body as { observedAfterSeq?: number }).observedAfterSeq)).toEqual([0, 4]);
     expect(w.acquires()[1]!.atMs - w.acquires()[0]!.atMs).toBeLessThan(1_000);
     await w.stop();
@@ -279,7 +285,7 @@ describe('Agent: rollouts by push', () => {
     await w.start();
     w.registry.push(IMAGE, NEW_DIGEST);
     await w.until(() => w.web()?.digest === NEW_DIGEST);
-    await w.until(() => w.logged('update finished').length === 1);
+    await w.until(() => w.reported('update-finished').length === 1);
     w.coordinator.heartbeatAnswer = {
       ...w.coordinator.heartbeatAnswer,
       rolloutSeq: 2,
@@ -288,7 +294,7 @@ describe('Agent: rollouts by push', () => {
       rolloutState: 'in-progress',
     };
     w.coordinator.requestPollNow();
-    await w.until(() => w.logged('update finished').length === 2);
+    await w.until(() => w.reported('update-finished').length === 2);
     expect(w.web()).toMatchObject({ digest: OLD_DIGEST, running: true, image: byDigest(OLD_DIGEST) });
     expect(w.acquires()[1]?.body).toMatchObject({ targetDigest: OLD_DIGEST, observedAfterSeq: 2 });
     // The old image was still here: only the first update pulled.
@@ -297,7 +303,7 @@ describe('Agent: rollouts by push', () => {
     // A push of another digest ends the rollback for this node: it follows the tag again.
     w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, rolloutSeq: 2, rolledBackFrom: null, targetDigest: OLD_DIGEST };
     w.registry.push(IMAGE, THIRD_DIGEST);
-    await w.until(() => w.logged('update finished').length === 3);
+    await w.until(() => w.reported('update-finished').length === 3);
     expect(w.web()?.digest).toBe(THIRD_DIGEST);
     await w.stop();
   });
@@ -307,11 +313,11 @@ describe('Agent: rollouts by push', () => {
     w.coordinator.acquireScript.push({ refuse: 'halted', rolloutSeq: 1 });
     await w.start();
     w.registry.push(IMAGE, NEW_DIGEST);
-    await w.until(() => w.logged('update finished').length === 1);
+    await w.until(() => w.reported('update-finished').length === 1);
     await w.run(30_000);
     expect(w.acquires()).toHaveLength(1);
     w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, rolloutSeq: 2, targetDigest: NEW_DIGEST, rolloutState: 'in-progress' };
-    await w.until(() => w.logged('update finished').length === 2);
+    await w.until(() => w.reported('update-finished').length === 2);
     expect(w.web()?.digest).toBe(NEW_DIGEST);
     expect(w.acquires()[1]?.body).toMatchObject({ observedAfterSeq: 2 });
     await w.stop();
@@ -329,8 +335,8 @@ describe('Agent: engine trouble while waiting for a lease', () => {
     await w.run(10_000);
     expect(w.acquires()).toHaveLength(1);
     w.runtime.down = undefined;
-    await w.until(() => w.logged('update finished').length === 1, 60_000);
-    expect(w.logged('update finished')[0]).toMatchObject({ outcome: 'updated' });
+    await w.until(() => w.reported('update-finished').length === 1, 60_000);
+    expect(w.reported('update-finished')[0]).toMatchObject({ outcome: 'updated' });
     expect(w.acquires()).toHaveLength(2);
     await w.stop();
   });
@@ -344,7 +350,7 @@ describe('Agent: images', () => {
       w.runtime.addImage(byDigest(THIRD_DIGEST)); // pulled by hand, say
       for (const [index, digest] of [NEW_DIGEST, THIRD_DIGEST, OLD_DIGEST].entries()) {
         w.registry.push(IMAGE, digest);
-        await w.until(() => w.logged('update finished').length === index + 1);
+        await w.until(() => w.reported('update-finished').length === index + 1);
       }
       expect(w.web()?.digest).toBe(OLD_DIGEST);
       const all = [OLD_DIGEST, NEW_DIGEST, THIRD_DIGEST].map(byDigest).sort();
@@ -364,7 +370,7 @@ describe('Agent: registry trouble', () => {
     const gaps = times.slice(1).map((t, i) => t - (times[i] as number));
     // Equal-jitter backoff from 5 s, doubling (random 0.5: 3.75 s, 7.5 s, 15 s), rounded up to the next 1 s slot.
     expect(gaps).toEqual([4_000, 8_000, 15_000]);
-    expect(w.logged('registry backoff: skipping this poll').length).toBeGreaterThan(20);
+    expect(w.reported('poll-skipped').filter((e) => e.why === 'registry-backoff').length).toBeGreaterThan(20);
     expect(w.acquires()).toEqual([]);
     expect(w.ready()).toBe(true); // the service keeps serving
     expect(w.runtime.mutations()).toEqual([]);
@@ -374,7 +380,7 @@ describe('Agent: registry trouble', () => {
     await w.until(() => w.registry.calls.length === failed + 3, 60_000);
     const recovered = w.registry.calls.slice(failed).map((c) => c.atMs);
     expect(recovered[2]! - recovered[1]!).toBe(1_000);
-    expect(w.logged('registry reachable again')).toHaveLength(1);
+    expect(w.reported('registry-reachable')).toHaveLength(1);
     await w.stop();
   });
 
@@ -401,7 +407,7 @@ describe('Agent: poll now', () => {
     w.registry.down = new RegistryConnectionError('http://registry.test/v2/app/manifests/latest');
     w.coordinator.requestPollNow();
     await w.until(() => w.registry.calls.length === 1, 5_000);
-    expect(w.logged('registry poll failed; the service keeps running')).toHaveLength(1);
+    expect(w.reported('poll-failed')).toHaveLength(1);
 
     // The registry is back and notifies a push 1 s later, well inside the backoff (3.75 s).
     w.registry.down = undefined;
@@ -412,8 +418,8 @@ describe('Agent: poll now', () => {
     await w.until(() => w.registry.calls.length === 2, 5_000);
     expect(w.registry.calls[1]!.atMs - pushedAt).toBeLessThanOrEqual(1_200);
     expect(w.registry.calls[1]!.atMs).toBeLessThan(w.registry.calls[0]!.atMs + 3_750);
-    expect(w.logged('push notification: polling despite the registry backoff')).toHaveLength(1);
-    await w.until(() => w.logged('update finished').length === 1);
+    expect(w.reported('poll-despite-backoff')).toHaveLength(1);
+    await w.until(() => w.reported('update-finished').length === 1);
     expect(w.web()?.digest).toBe(NEW_DIGEST);
     await w.stop();
   });
@@ -431,8 +437,8 @@ describe('Agent: poll now', () => {
     w.coordinator.requestPollNow();
     await w.until(() => w.registry.calls.length === 1, 5_000);
     expect(w.registry.calls[0]!.atMs - askedAt).toBeLessThanOrEqual(1_200);
-    expect(w.logged('coordinator asked for a poll now (registry push)')).toHaveLength(1);
-    await w.until(() => w.logged('update finished').length === 1);
+    expect(w.reported('poll-now-asked')).toHaveLength(1);
+    await w.until(() => w.reported('update-finished').length === 1);
     expect(w.web()?.digest).toBe(NEW_DIGEST);
     await w.stop();
   });
@@ -467,7 +473,7 @@ describe('Agent: poll now', () => {
     releaseCheck?.();
     await w.until(() => w.registry.calls.length === 1, 5_000);
     expect(w.registry.calls[0]!.atMs - releasedAt).toBeLessThanOrEqual(200);
-    await w.until(() => w.logged('update finished').length === 1);
+    await w.until(() => w.reported('update-finished').length === 1);
     expect(w.web()?.digest).toBe(NEW_DIGEST);
     await w.stop();
   });
@@ -487,7 +493,7 @@ describe('Agent: poll now', () => {
     w.registry.latencyMs = 0;
     held()?.();
     await w.until(() => w.registry.calls.length === 2, 1_000);
-    await w.until(() => w.logged('update finished').length === 1);
+    await w.until(() => w.reported('update-finished').length === 1);
     expect(w.web()?.digest).toBe(NEW_DIGEST);
     await w.stop();
   });
@@ -499,10 +505,10 @@ describe('Agent: health monitor and auto-heal', () => {
     // The container was started an hour ago (FakeRuntime.addContainer); it exits 20 s from now.
     w.runtime.setImageBehaviour(OLD_DIGEST, { exitsAfterMs: 3_600_000 + 20_000 });
     await w.start();
-    await w.until(() => w.logged('container not running; restarting it').length === 1, 30_000);
+    await w.until(() => w.reported('container-restarting').length === 1, 30_000);
     const noticedAt = w.clock.nowMs();
     expect(noticedAt - 20_000 - 1_700_000_000_000).toBeLessThanOrEqual(2_000); // within one monitor interval
-    expect(w.logged('service unhealthy')).toHaveLength(1); // out of the load balancer until it serves again
+    expect(w.reported('health-changed').filter((e) => !e.healthy)).toHaveLength(1); // out of the load balancer until it serves again
     expect(w.coordinator.heartbeats().some((b) => b.health === 'stopped' || b.health === 'unhealthy')).toBe(true);
     await w.until(() => w.web()?.running === true && w.ready() === true, 10_000);
     expect(w.runtime.mutations()).toEqual(['start:web']);
@@ -522,7 +528,7 @@ describe('Agent: health monitor and auto-heal', () => {
     w.registry.push(IMAGE, NEW_DIGEST); // the tag moved, but the group is paused
     await w.runtime.stop('web', 0); // the fake refuses to remove a running container; Docker's force does both
     await w.runtime.remove('web');
-    await w.until(() => w.logged('provisioned missing service').length === 1);
+    await w.until(() => w.reported('provisioned').length === 1);
     expect(w.web()).toMatchObject({ digest: OLD_DIGEST, running: true });
     expect(w.ready()).toBe(true);
     expect(w.acquires()).toEqual([]);
@@ -563,7 +569,7 @@ describe('Agent: readiness and heartbeat tell the truth', () => {
     w.runtime.failNext('listForService', new Error('engine busy'));
     expect(await w.readiness.check('web')).toEqual({ ready: true, reason: undefined });
     await w.start();
-    expect(w.logged('reconcile failed; will retry')).toHaveLength(1);
+    expect(w.reported('reconcile-failed')).toHaveLength(1);
     expect(await w.readiness.check('web')).toEqual({ ready: true, reason: undefined });
     // The heartbeat says `starting` until the service has been ready for readmitSeconds, then healthy.
     expect(w.coordinator.heartbeats()[0]).toMatchObject({ health: 'starting', healthReason: 'starting' });
@@ -591,7 +597,7 @@ describe('Agent: readiness and heartbeat tell the truth', () => {
     await w.agent.prepare();
     expect(await w.readiness.check('web')).toEqual({ ready: false, reason: 'starting' });
     await w.start();
-    expect(w.logged('reconciled')).toHaveLength(1);
+    expect(w.reported('reconciled')).toHaveLength(1);
     expect(await w.readiness.check('web')).toEqual({ ready: true, reason: undefined });
     await w.stop();
   });
@@ -634,7 +640,7 @@ describe('Agent: readiness and heartbeat tell the truth', () => {
     w.registry.push(IMAGE, NEW_DIGEST);
     await w.until(() => w.coordinator.heartbeats().some((b) => b.step === 'drain'));
     const answers: string[] = [];
-    while (w.logged('update finished').length === 0) {
+    while (w.reported('update-finished').length === 0) {
       const answer = await w.readiness.check('web');
       const step = w.coordinator.heartbeats().at(-1)?.step; // every step change is heartbeated at once
       answers.push(`${step}:${answer.ready ? 'ok' : answer.reason}`);
@@ -657,7 +663,7 @@ describe('Agent: stop', () => {
     w.registry.push(IMAGE, NEW_DIGEST);
     await w.until(() => w.coordinator.heartbeats().some((b) => b.step === 'health'));
     await w.stop();
-    expect(w.logged('update finished')[0]).toMatchObject({ outcome: 'aborted' });
+    expect(w.reported('update-finished')[0]).toMatchObject({ outcome: 'aborted' });
     expect(w.coordinator.releases.map((r) => r.outcome)).toEqual(['abandoned']);
     expect(w.runtime.list().map((c) => ({ name: c.name, digest: c.digest, running: c.running }))).toEqual([
       { name: 'web', digest: OLD_DIGEST, running: true },
@@ -711,8 +717,8 @@ describe('Agent: operator drain', () => {
     expect(w.readiness.status('web')?.reason).toBe('drained');
 
     w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, drained: null };
-    await w.until(() => w.logged('update finished').length === 1);
-    expect(w.logged('update finished')[0]?.outcome).toBe('updated');
+    await w.until(() => w.reported('update-finished').length === 1);
+    expect(w.reported('update-finished')[0]?.outcome).toBe('updated');
     expect(w.web()?.digest).toBe(NEW_DIGEST);
     expect(w.drains.snapshot('web')).toBeUndefined();
     expect(w.hooks.runs.map((r) => [r.command, r.environment.BATON_OPERATOR_DRAIN ?? 'update'])).toEqual([
@@ -739,7 +745,7 @@ describe('Agent: operator drain', () => {
 
     // The coordinator answers again: it is the source of truth.
     w.coordinator.unavailable = false;
-    await w.until(() => w.logged('update finished').length === 1);
+    await w.until(() => w.reported('update-finished').length === 1);
     expect(w.drains.snapshot('web')).toBeUndefined();
     // postReady of the undrain, then the update it had held back (with its own hooks).
     expect(w.hooks.runs.map((r) => [r.command, r.environment.BATON_OPERATOR_DRAIN ?? 'update'])).toEqual([
@@ -768,8 +774,8 @@ describe('Agent: operator drain', () => {
     w.coordinator.acquireScript.push({ refuse: 'drained' });
     await w.start();
     w.registry.push(IMAGE, NEW_DIGEST);
-    await w.until(() => w.logged('update finished').length === 1);
-    expect(w.logged('update finished')[0]).toMatchObject({ outcome: 'skipped' });
+    await w.until(() => w.reported('update-finished').length === 1);
+    expect(w.reported('update-finished')[0]).toMatchObject({ outcome: 'skipped' });
     expect(w.web()?.digest).toBe(OLD_DIGEST);
 
     w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, drained };

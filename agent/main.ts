@@ -28,6 +28,7 @@ import { ociPlatform } from './registry/platform.js';
 import { parseImageReference } from './registry/reference.js';
 import { FileDrainStateStore } from './drain/state.js';
 import { FileUpdateJournal } from './update/state-file.js';
+import { recordWorkerMetrics } from './worker/events.js';
 
 export { loadAgentConfig };
 
@@ -152,9 +153,10 @@ export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): 
     random: systemRandom,
     logger,
     agentVersion: batonVersion,
-    metrics,
+    onEvent: (event) => recordWorkerMetrics(metrics, event),
     ...(startup.kind === 'fallback' ? { configProblem: startup.problem } : {}),
   });
+  metrics.watchSteps(() => agent.steps());
 
   // Signals are handled from here on: a SIGTERM during the start-up reconcile waits for it, and
   // one during an update lets the update finish or roll back and hand its lease back first.

@@ -23,6 +23,7 @@ import { createPrometheusAgentMetrics, noopAgentMetrics, registryErrorCode, type
 import { ManualClock } from '../../shared/testing/clock.js';
 import { fixedRandom } from '../../shared/testing/random.js';
 import { MemoryUpdateJournal } from '../update/testing/memory-journal.js';
+import { recordWorkerMetrics } from '../worker/events.js';
 
 async function valueOf(metrics: PrometheusAgentMetrics, name: string, labels: Record<string, string>): Promise<number | undefined> {
   const metric = metrics.registry.getSingleMetric(name);
@@ -173,8 +174,10 @@ describe('agent metrics (prom-client, own registry)', () => {
       random: fixedRandom(0.5),
       logger: silentLogger(),
       agentVersion: 'test',
-      metrics,
+      // Wired as agent/main.ts wires it.
+      onEvent: (event) => recordWorkerMetrics(metrics, event),
     });
+    metrics.watchSteps(() => agent.steps());
     const until = (what: () => boolean) => advanceUntil(clock, what, { stepMs: 100, limitMs: 300_000 });
     const polls = (result: string) => valueOf(metrics, 'baton_agent_polls_total', { service: 'web', result });
 

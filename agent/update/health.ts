@@ -53,7 +53,7 @@ async function checkOnce(deps: HealthDeps, containerName: string, health: Health
 }
 
 /**
- * Waits until `containerName` is healthy by the service's rules (DESIGN.md step 8):
+ * Waits until `containerName` is healthy by the service's rules (docs/architecture.md step 8):
  *
  * 1. checks at start and then every `intervalMs`, until `consecutivePasses` checks in a row pass; a
  *    check counts only if it starts no later than `deadlineMs` after the first one;

@@ -9,4 +9,4 @@ export {
   type UpdateJournal,
 } from './state-file.js';
 export { containerSpecFor, oldContainerName, restorePrevious, type RestoreReport } from './containers.js';
-export { HeldLease, isLeaseLostError, LEASE_LOST_CODE } from './lease.js';
+export { HeldLease } from './lease.js';

@@ -3,27 +3,14 @@ import { backoffDelayMs, type BackoffPolicy } from '../../shared/backoff.js';
 import type { Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';
 import type { RandomSource } from '../../shared/random.js';
+import { LeaseLostError } from '../coordinator/client.js';
 import type { CoordinatorClient } from '../ports.js';
-
-/** Error codes the coordinator client uses (agent/coordinator); matched by `code` so this module stays independent. */
-export const LEASE_LOST_CODE = 'LEASE_LOST';
-
-function hasCode(error: unknown, code: string): boolean {
-  return typeof error === 'object' && error !== null && 'code' in error && error.code === code;
-}
-
-/** Default predicate: the coordinator said the lease is gone or our fencing token is stale (409/404). */
-export function isLeaseLostError(error: unknown): boolean {
-  return hasCode(error, LEASE_LOST_CODE);
-}
-
 
 export interface LeaseKeeperDeps {
   coordinator: CoordinatorClient;
   clock: Clock;
   random: RandomSource;
   logger: Logger;
-  isLeaseLost: (error: unknown) => boolean;
 }
 
 /**
@@ -123,7 +110,7 @@ export class HeldLease {
         failures = 0;
       } catch (error) {
         if (stop.aborted) return;
-        if (this.deps.isLeaseLost(error)) {
+        if (error instanceof LeaseLostError) {
           logger.warn({ err: error, leaseId: this.leaseId }, 'the coordinator says the lease is lost');
           this.markLost(`lease ${this.leaseId} lost: the coordinator refused the renew`, true);
           return;

@@ -3,13 +3,13 @@ import type { Clock } from '../../shared/clock.js';
 import type { ServiceConfig } from '../../shared/config/agent.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ContainerInfo, ContainerRuntime, CoordinatorClient, HealthProbe, Readiness } from '../ports.js';
+import { LeaseLostError } from '../coordinator/client.js';
 import { oldContainerName, restorePrevious, stopAndRemove } from './containers.js';
 import { waitUntilHealthy, type HealthResult } from './health.js';
-import { isLeaseLostError } from './lease.js';
 import type { JournalEntry, UpdateJournal } from './state-file.js';
 
 /**
- * DESIGN.md step 10 and I5: at agent start, finish whatever a crash left half done, so that the
+ * docs/architecture.md step 10 and I5: at agent start, finish whatever a crash left half done, so that the
  * service ends with exactly one container, named `<name>`, running one digest, and no strays.
  *
  * | journal                     | containers found                         | what reconcile does                                      |
@@ -39,7 +39,6 @@ export interface ReconcileDeps {
   clock: Clock;
   logger: Logger;
   nodeId: string;
-  isLeaseLost?: (error: unknown) => boolean;
   onStep?: (step: UpdateStep) => void;
 }
 
@@ -214,7 +213,6 @@ async function releaseOnce(
   outcome: ReleaseOutcome,
   message: string | undefined,
 ): Promise<ReleaseOutcome | 'not-released'> {
-  const isLeaseLost = deps.isLeaseLost ?? isLeaseLostError;
   try {
     await deps.coordinator.release(entry.leaseId, {
       fencingToken: entry.fencingToken,
@@ -223,7 +221,7 @@ async function releaseOnce(
     });
     return outcome;
   } catch (error) {
-    if (isLeaseLost(error)) {
+    if (error instanceof LeaseLostError) {
       deps.logger.info({ leaseId: entry.leaseId, outcome }, 'lease from the journal had already ended');
     } else {
       deps.logger.warn({ err: error, leaseId: entry.leaseId, outcome }, 'could not release the journal lease; it will expire');

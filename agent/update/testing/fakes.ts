@@ -17,6 +17,7 @@ import { serviceSchema } from '../../../shared/config/agent.js';
 import { BatonError } from '../../../shared/errors.js';
 import { type RandomSource } from '../../../shared/random.js';
 import { pino, type Logger } from 'pino';
+import { LeaseLostError } from '../../coordinator/client.js';
 import { drainStateSchema, type DrainState, type DrainStateStore } from '../../drain/state.js';
 import type {
   ContainerInfo,
@@ -397,8 +398,9 @@ export class FakeRuntime implements ContainerRuntime {
 
 // ---- Coordinator
 
-export function leaseLostError(message = 'lease lost'): BatonError {
-  return new BatonError('LEASE_LOST', message);
+/** What the real client throws when the coordinator no longer holds a lease (a 409 lease-ended). */
+export function leaseLostError(leaseId: string, operation: 'renew' | 'release'): LeaseLostError {
+  return new LeaseLostError(leaseId, 'lease-ended', operation, `lease ${leaseId} is not held`);
 }
 
 export function coordinatorUnavailableError(message = 'coordinator unavailable'): BatonError {
@@ -420,7 +422,7 @@ export interface CoordinatorCall {
 /**
  * Grants by default (ttl `ttlMs`); acquire answers and renew answers can be scripted in order.
  * Leases it granted are live until released or revoked; renew/release of any other lease, or
- * with a wrong token, throws LEASE_LOST. `unavailable = true` makes every call throw.
+ * with a wrong token, throws LeaseLostError. `unavailable = true` makes every call throw.
  */
 export class FakeCoordinator implements CoordinatorClient {
   readonly calls: CoordinatorCall[] = [];
@@ -435,7 +437,7 @@ export class FakeCoordinator implements CoordinatorClient {
 
   constructor(private readonly clock: Clock) {}
 
-  /** Makes the coordinator forget a lease (expired or taken away): later renew/release throw LEASE_LOST. */
+  /** Makes the coordinator forget a lease (expired or taken away): later renew/release throw LeaseLostError. */
   revoke(leaseId: string): void {
     this.live.delete(leaseId);
   }
@@ -515,7 +517,7 @@ export class FakeCoordinator implements CoordinatorClient {
     const lease = this.live.get(leaseId);
     if (scripted === 'lost' || lease === undefined || lease.token !== fencingToken) {
       this.live.delete(leaseId);
-      return Promise.reject(leaseLostError(`lease ${leaseId} is not held`));
+      return Promise.reject(leaseLostError(leaseId, 'renew'));
     }
     return Promise.resolve({ leaseId, fencingToken, ttlMs: this.ttlMs, expiresAtMs: this.clock.nowMs() + this.ttlMs });
   }
@@ -525,7 +527,7 @@ export class FakeCoordinator implements CoordinatorClient {
     if (this.unavailable) return Promise.reject(coordinatorUnavailableError());
     const lease = this.live.get(leaseId);
     if (lease === undefined || lease.token !== body.fencingToken) {
-      return Promise.reject(leaseLostError(`lease ${leaseId} is not held`));
+      return Promise.reject(leaseLostError(leaseId, 'release'));
     }
     this.live.delete(leaseId);
     this.releases.push({ leaseId, ...body });
