@@ -57,7 +57,7 @@ function world(options: WorldOptions = {}) {
   if (options.heartbeatIntervalMs !== undefined) {
     coordinator.heartbeatAnswer = { ...coordinator.heartbeatAnswer, heartbeatIntervalMs: options.heartbeatIntervalMs };
   }
-  const { logger, lines } = captureLogger();
+  const { logger } = captureLogger();
   const events: WorkerEvent[] = [];
   const healthProbe = FakeHealthProbe.backedBy(clock, runtime, 'web');
   const journal = new MemoryUpdateJournal();
@@ -125,9 +125,7 @@ function world(options: WorldOptions = {}) {
   const ready = () => readiness.status('web')?.ready;
   /** What the agent reported of one type, in order (the events main.ts counts in the metrics). */
   const reported = <T extends WorkerEvent['type']>(type: T) => events.filter((e): e is Extract<WorkerEvent, { type: T }> => e.type === type);
-  /** Log lines of code that reports no events (the operator drain). */
-  const logged = (msg: string) => lines.filter((l) => l.msg === msg);
-  return { clock, runtime, registry, coordinator, readiness, healthProbe, journal, drains, hooks, agent, start, stop, run, until, web, acquires, ready, reported, logged };
+  return { clock, runtime, registry, coordinator, readiness, healthProbe, journal, drains, hooks, agent, start, stop, run, until, web, acquires, ready, reported };
 }
 
 describe('Agent: start', () => {
@@ -781,7 +779,7 @@ describe('Agent: operator drain', () => {
     w.coordinator.heartbeatAnswer = { ...w.coordinator.heartbeatAnswer, drained };
     w.coordinator.requestPollNow();
     await w.until(() => w.drains.snapshot('web')?.preDrainDone === true);
-    expect(w.logged('preDrain hook of an operator drain exited with code 1')).toHaveLength(1);
+    expect(w.reported('drain-hook-failed')).toEqual([{ type: 'drain-hook-failed', service: 'web', hook: 'preDrain', exitCode: 1 }]);
     expect(w.readiness.status('web')?.reason).toBe('drained');
     await w.stop();
   });

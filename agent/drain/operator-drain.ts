@@ -16,6 +16,14 @@ export interface OperatorDrainDeps {
   onUndrained: () => void;
   /** Called when the drained state changes (the worker heartbeats at once). */
   onChange: () => void;
+  /** Called when a hook exits non-zero (`exitCode`) or cannot run (`error`); the drain stands either way. */
+  onHookFailed: (failure: DrainHookFailure) => void;
+}
+
+export interface DrainHookFailure {
+  hook: 'preDrain' | 'postReady';
+  exitCode: number | null;
+  error?: unknown;
 }
 
 /**
@@ -116,7 +124,7 @@ export class OperatorDrain {
     }
   }
 
-  /** A failing hook is logged; the drain (or undrain) stands either way. */
+  /** A failing hook is reported; the drain (or undrain) stands either way. */
   private async runHook(which: 'preDrain' | 'postReady', state: DrainState): Promise<void> {
     const hook = this.deps.service.hooks[which];
     if (hook === undefined) return;
@@ -132,9 +140,9 @@ export class OperatorDrain {
     };
     try {
       const code = await this.deps.hooks.run(hook.command, hook.timeoutMs, environment);
-      if (code !== 0) this.deps.logger.warn({ hook: which, exitCode: code }, `${which} hook of an operator drain exited with code ${code}`);
+      if (code !== 0) this.deps.onHookFailed({ hook: which, exitCode: code });
     } catch (error) {
-      this.deps.logger.warn({ err: error, hook: which }, `${which} hook of an operator drain failed`);
+      this.deps.onHookFailed({ hook: which, exitCode: null, error });
     }
   }
 }

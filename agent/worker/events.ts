@@ -40,7 +40,9 @@ export type WorkerEvent =
   | { type: 'coordinator-reachable'; service: string; failures: number }
   | { type: 'health-changed'; service: string; healthy: boolean; digest: string | null; reason?: string; failedChecks?: number }
   | { type: 'container-missing'; service: string; digest: string | null }
-  | { type: 'container-restarting'; service: string; digest: string | null; exitCode: number | null };
+  | { type: 'container-restarting'; service: string; digest: string | null; exitCode: number | null }
+  /** An operator drain's hook exited non-zero (`exitCode`) or could not run (`error`). */
+  | { type: 'drain-hook-failed'; service: string; hook: 'preDrain' | 'postReady'; exitCode: number | null; error?: unknown };
 
 export type WorkerEventType = WorkerEvent['type'];
 
@@ -116,6 +118,10 @@ export function logWorkerEvent(logger: Logger, event: WorkerEvent): void {
       return logger.warn({ digest: event.digest }, 'container missing; provisioning it');
     case 'container-restarting':
       return logger.warn({ exitCode: event.exitCode, digest: event.digest }, 'container not running; restarting it');
+    case 'drain-hook-failed':
+      return event.exitCode === null
+        ? logger.warn({ err: event.error, hook: event.hook }, `${event.hook} hook of an operator drain failed`)
+        : logger.warn({ hook: event.hook, exitCode: event.exitCode }, `${event.hook} hook of an operator drain exited with code ${event.exitCode}`);
   }
 }
 

@@ -72,6 +72,7 @@ export class ServiceWorker {
       setDrained: (drained) => deps.readiness.setDrained(name, drained),
       logger,
       onChange: () => state.markChanged(),
+      onHookFailed: (failure) => report({ type: 'drain-hook-failed', service: name, ...failure }),
       onUndrained: () => {
         // Back in service: catch up with the group's rollout now.
         state.settled = undefined;
