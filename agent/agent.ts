@@ -12,7 +12,7 @@ import type { AgentMetrics } from './metrics/metrics.js';
 import type { ReadinessBoard } from './readiness/board.js';
 import type { ProbeResult } from './readiness/probe.js';
 import type { ReadinessAnswer } from './readiness/truth.js';
-import { formatByDigest, parseImageReference } from './registry/reference.js';
+import { formatByDigest, parseImageReference } from '../shared/image-ref.js';
 import { RegistryRateLimitedError } from './registry/errors.js';
 import { PollScheduler, type CronTickSource } from './schedule/schedule.js';
 import { containerSpecFor, reconcile, runUpdate, waitUntilHealthy, type UpdateDeps, type UpdateJournal } from './update/index.js';

@@ -1,4 +1,5 @@
 import Docker from 'dockerode';
+import { parseDigestReference, sameRepository } from '../../shared/image-ref.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ContainerInfo, ContainerRuntime, ContainerSpec, ContainerStatus, DockerHealth } from '../ports.js';
 import {
@@ -45,19 +46,6 @@ export interface DockerRuntimeOptions {
   authconfig?: DockerAuthConfig | ((imageByDigest: string) => DockerAuthConfig | undefined);
 }
 
-/** Splits `repo@sha256:<hex>`; undefined when `image` is not such a reference. */
-export function parseDigestReference(image: string): { repository: string; digest: string } | undefined {
-  const at = image.lastIndexOf('@');
-  if (at <= 0) return undefined;
-  const repository = image.slice(0, at);
-  const digest = image.slice(at + 1);
-  if (!/^sha256:[0-9a-f]{64}$/.test(digest)) return undefined;
-  if (/[\s@]/.test(repository) || repository.endsWith('/') || repository.startsWith('/')) return undefined;
-  const lastSlash = repository.lastIndexOf('/');
-  if (repository.slice(lastSlash + 1).includes(':')) return undefined; // a tag as well as a digest
-  return { repository, digest };
-}
-
 /** Docker's container state, mapped into the agent's terms. */
 export function toContainerInfo(raw: Docker.ContainerInspectInfo, imageRepoDigests: string[] | undefined): ContainerInfo {
   const labels = raw.Config?.Labels ?? {};
@@ -95,22 +83,11 @@ function toHealth(status: string | undefined): DockerHealth {
 
 /** The digest of the image's repo digest for the container's repository, else the first one. */
 function repoDigestFor(image: string, repoDigests: string[]): string | null {
-  const repository = repositoryOf(image);
-  const parsed = repoDigests
-    .map((entry) => {
-      const at = entry.lastIndexOf('@');
-      return at < 0 ? undefined : { repository: entry.slice(0, at), digest: entry.slice(at + 1) };
-    })
-    .filter((entry): entry is { repository: string; digest: string } => entry !== undefined);
-  return (parsed.find((entry) => entry.repository === repository) ?? parsed[0])?.digest ?? null;
-}
-
-function repositoryOf(image: string): string {
-  const at = image.indexOf('@');
-  const withoutDigest = at < 0 ? image : image.slice(0, at);
-  const lastSlash = withoutDigest.lastIndexOf('/');
-  const colon = withoutDigest.lastIndexOf(':');
-  return colon > lastSlash ? withoutDigest.slice(0, colon) : withoutDigest;
+  const parsed = repoDigests.flatMap((entry) => {
+    const at = entry.lastIndexOf('@');
+    return at < 0 ? [] : [{ name: entry.slice(0, at), digest: entry.slice(at + 1) }];
+  });
+  return (parsed.find((entry) => sameRepository(entry.name, image)) ?? parsed[0])?.digest ?? null;
 }
 
 /** The engine's create body for a spec; exported for unit tests. */
@@ -206,7 +183,7 @@ export class DockerRuntime implements ContainerRuntime {
 
   async pull(imageByDigest: string, signal?: AbortSignal): Promise<void> {
     const reference = parseDigestReference(imageByDigest);
-    if (reference === undefined) throw new InvalidImageReferenceError('pull', imageByDigest);
+    if (reference === undefined) throw notByDigest('pull', imageByDigest);
     const auth = typeof this.options.authconfig === 'function' ? this.options.authconfig(imageByDigest) : this.options.authconfig;
     const timeoutMs = this.options.pullTimeoutMs ?? this.options.timeoutMs;
     this.log.info({ image: imageByDigest }, 'pulling image');
@@ -260,7 +237,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async create(spec: ContainerSpec, service: string, imageByDigest: string, digest: string): Promise<ContainerInfo> {
-    if (parseDigestReference(imageByDigest) === undefined) throw new InvalidImageReferenceError('create', imageByDigest);
+    if (parseDigestReference(imageByDigest) === undefined) throw notByDigest('create', imageByDigest);
     const body = toCreateOptions(spec, service, imageByDigest, digest);
     await this.call('create', spec.name, async (abortSignal) => {
       try {
@@ -354,12 +331,12 @@ export class DockerRuntime implements ContainerRuntime {
   async pruneImages(keep: string[]): Promise<string[]> {
     const kept = keep.map((reference) => {
       const parsed = parseDigestReference(reference);
-      if (parsed === undefined) throw new InvalidImageReferenceError('pruneImages', reference);
+      if (parsed === undefined) throw notByDigest('pruneImages', reference);
       return parsed;
     });
     const repository = kept[0]?.repository;
     if (repository === undefined || kept.some((k) => k.repository !== repository)) {
-      throw new InvalidImageReferenceError('pruneImages', keep.join(', ') || '(none)');
+      throw new InvalidImageReferenceError(keep.join(', ') || '(none)', 'docker pruneImages takes references of one repository');
     }
     const keptDigests = new Set(kept.map((k) => k.digest));
     const removed: string[] = [];
@@ -524,11 +501,10 @@ function readJsonLines<T>(stream: NodeJS.ReadableStream): Promise<T[]> {
   });
 }
 
-export function createDockerRuntime(options: DockerRuntimeOptions): ContainerRuntime {
-  return new DockerRuntime(options);
+function notByDigest(operation: DockerOperation, image: string): InvalidImageReferenceError {
+  return new InvalidImageReferenceError(image, `docker ${operation} takes a repo@<digest> reference`);
 }
 
-/** Docker answers Docker Hub images by their short name (`nginx`, `user/app`); Baton writes them in full. */
-function sameRepository(fromEngine: string, ours: string): boolean {
-  return fromEngine === ours || `docker.io/${fromEngine.includes('/') ? '' : 'library/'}${fromEngine}` === ours;
+export function createDockerRuntime(options: DockerRuntimeOptions): ContainerRuntime {
+  return new DockerRuntime(options);
 }

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { Agent, type Dispatcher } from 'undici';
 import type { Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';
-import type { ImageReference, RegistryClient, ResolvedDigest } from '../ports.js';
+import { formatImageReference, parseImageReference, sha256DigestSchema, type ImageReference } from '../../shared/image-ref.js';
+import type { RegistryClient, ResolvedDigest } from '../ports.js';
 import { Authenticator } from './auth.js';
 import type { CredentialStore } from './credentials.js';
 import {
@@ -14,14 +15,7 @@ import {
 } from './errors.js';
 import { createSender, headerValue, statusError, type HttpRequest, type HttpResponse } from './http.js';
 import { formatPlatform, matchPlatform, type Platform } from './platform.js';
-import { formatImageReference, parseImageReference } from './reference.js';
-import {
-  acceptedManifestTypes,
-  imageIndexSchema,
-  indexMediaTypes,
-  manifestMediaTypes,
-  sha256DigestSchema,
-} from './schemas.js';
+import { acceptedManifestTypes, imageIndexSchema, indexMediaTypes, manifestMediaTypes } from './schemas.js';
 
 export interface RegistryClientOptions {
   /** Deadline of every single request (connect, headers and body). */

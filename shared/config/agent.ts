@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { groupNameSchema, imageReferenceSchema, nodeIdSchema } from '../api/v1.js';
+import { imageReferenceTextSchema } from '../image-ref.js';
 import { parseEnvList, type EnvironmentOverride } from './load.js';
 
 const hostPortSchema = z
@@ -47,7 +48,7 @@ export const serviceSchema = z.strictObject({
   /** The group this node's service belongs to: the unit of a rollout. */
   group: groupNameSchema,
   /** Image to follow, by tag: `registry/name:tag`. */
-  image: imageReferenceSchema,
+  image: imageReferenceSchema.pipe(imageReferenceTextSchema),
   /** Container name; also the service's name on the readiness endpoint (/ready/<name>). */
   containerName: z
     .string()
