@@ -1,4 +1,5 @@
 import Docker from 'dockerode';
+import { linkAbort } from '../../shared/abort.js';
 import { parseDigestReference, sameRepository } from '../../shared/image-ref.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ContainerInfo, ContainerRuntime, ContainerSpec, ContainerStatus, DockerHealth } from '../ports.js';
@@ -430,27 +431,23 @@ export class DockerRuntime implements ContainerRuntime {
   ): Promise<T> {
     const timeoutMs = bounds.timeoutMs ?? this.options.timeoutMs;
     if (bounds.signal?.aborted) throw new DockerTimeoutError(operation, target, timeoutMs, true);
-    const controller = new AbortController();
+    const bounded = linkAbort(bounds.signal);
     let timedOut = false;
-    let rejectAbort: (error: Error) => void = () => undefined;
-    const aborted = new Promise<never>((_, reject) => (rejectAbort = reject));
-    aborted.catch(() => undefined);
-    const onTimeout = () => {
+    const timer = setTimeout(() => {
       timedOut = true;
-      controller.abort();
-      rejectAbort(new DockerTimeoutError(operation, target, timeoutMs));
-    };
-    const onCallerAbort = () => {
-      controller.abort();
-      rejectAbort(new DockerTimeoutError(operation, target, timeoutMs, true));
-    };
-    const timer = setTimeout(onTimeout, timeoutMs);
-    bounds.signal?.addEventListener('abort', onCallerAbort, { once: true });
+      bounded.abort();
+    }, timeoutMs);
+    // Not every dockerode call stops at its signal: the race ends the wait regardless.
+    const aborted = new Promise<never>((_, reject) => {
+      const onAbort = (): void => reject(new DockerTimeoutError(operation, target, timeoutMs, !timedOut));
+      bounded.signal.addEventListener('abort', onAbort, { once: true });
+    });
+    aborted.catch(() => undefined);
     try {
-      return await Promise.race([run(controller.signal), aborted]);
+      return await Promise.race([run(bounded.signal), aborted]);
     } catch (error) {
       if (error instanceof DockerRuntimeError) throw error;
-      if (controller.signal.aborted) throw new DockerTimeoutError(operation, target, timeoutMs, !timedOut);
+      if (bounded.signal.aborted) throw new DockerTimeoutError(operation, target, timeoutMs, !timedOut);
       const engineError = asEngineError(error);
       if (engineError.statusCode === undefined && engineError.code !== undefined && unavailableCodes.has(engineError.code)) {
         throw new DockerUnavailableError(operation, target, this.options.socketPath, error);
@@ -458,7 +455,7 @@ export class DockerRuntime implements ContainerRuntime {
       throw new DockerApiError(operation, target, engineError.statusCode, detailOf(engineError), error);
     } finally {
       clearTimeout(timer);
-      bounds.signal?.removeEventListener('abort', onCallerAbort);
+      bounded.dispose();
     }
   }
 }
