@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Agent, type Dispatcher } from 'undici';
 import type { Clock } from '../../shared/clock.js';
+import { formatHost, readHostWithOptionalPort } from '../../shared/host-port.js';
 import type { Logger } from '../../shared/logger.js';
 import { formatImageReference, parseImageReference, sha256DigestSchema, type ImageReference } from '../../shared/image-ref.js';
 import type { RegistryClient, ResolvedDigest } from '../ports.js';
@@ -42,10 +43,10 @@ export interface ClosableRegistryClient extends RegistryClient {
 const MAX_INDEX_BYTES = 4 * 1024 * 1024;
 const ACCEPT = acceptedManifestTypes.join(', ');
 
+/** The registry's host without its port, IPv6 in brackets as references write it. */
 function hostOf(registry: string): string {
-  if (registry.startsWith('[')) return registry.slice(0, registry.indexOf(']') + 1);
-  const colon = registry.lastIndexOf(':');
-  return colon === -1 ? registry : registry.slice(0, colon);
+  const reading = readHostWithOptionalPort(registry);
+  return reading.ok ? formatHost(reading.value.host) : registry;
 }
 
 /** `localhost`, 127.0.0.0/8 and ::1: Docker speaks plain HTTP to these. */
