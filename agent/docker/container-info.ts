@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import { sameRepository } from '../../shared/image-ref.js';
+import { parseDigestReference, sameRepository } from '../../shared/image-ref.js';
 import type { ContainerInfo, ContainerStatus, DockerHealth } from '../ports.js';
 import { LABEL_DIGEST } from './container-spec.js';
 
@@ -40,9 +40,6 @@ function toHealth(status: string | undefined): DockerHealth {
 
 /** The digest of the image's repo digest for the container's repository, else the first one. */
 function repoDigestFor(image: string, repoDigests: string[]): string | null {
-  const parsed = repoDigests.flatMap((entry) => {
-    const at = entry.lastIndexOf('@');
-    return at < 0 ? [] : [{ name: entry.slice(0, at), digest: entry.slice(at + 1) }];
-  });
-  return (parsed.find((entry) => sameRepository(entry.name, image)) ?? parsed[0])?.digest ?? null;
+  const parsed = repoDigests.flatMap((entry) => parseDigestReference(entry) ?? []);
+  return (parsed.find((entry) => sameRepository(entry.repository, image)) ?? parsed[0])?.digest ?? null;
 }
