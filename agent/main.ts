@@ -25,7 +25,7 @@ import { inheritedSockets, unsetListenEnvironment } from './readiness/systemd.js
 import { createRegistryClient } from './registry/client.js';
 import { loadCredentialStore, type CredentialStore } from './registry/credentials.js';
 import { ociPlatform } from './registry/platform.js';
-import { parseImageReference } from './registry/reference.js';
+import { parseImageReference } from '../shared/image-ref.js';
 import { FileDrainStateStore } from './drain/state.js';
 import { FileUpdateJournal } from './update/state-file.js';
 import { recordWorkerMetrics } from './worker/events.js';

@@ -15,17 +15,6 @@ import type {
 
 // ---- Registry (agent/registry)
 
-export interface ImageReference {
-  /** Registry host[:port], e.g. `127.0.0.1:5000` or `registry-1.docker.io`. */
-  registry: string;
-  /** Repository path, e.g. `library/app`. */
-  repository: string;
-  /** Tag, e.g. `latest`; undefined when the reference pins a digest. */
-  tag: string | undefined;
-  /** Digest pinned in the reference (`name@sha256:...`), if any. */
-  digest: string | undefined;
-}
-
 export interface ResolvedDigest {
   /** Digest to pull and run on this host: the platform manifest's for a multi-platform index. */
   digest: string;

@@ -7,7 +7,7 @@ import { cronCadence } from '../schedule/schedule.js';
 /**
  * Reads the config: file, environment overrides, host-name defaults, then validation. Every problem
  * is reported at once with its field path (ConfigError, exit code 78): the schema's, and those only
- * the agent can see (a cron expression node-cron refuses, a listen port out of range).
+ * the agent can see (a cron expression node-cron refuses).
  */
 export function loadAgentConfig(path: string | undefined, environment: NodeJS.ProcessEnv): AgentConfig {
   return agentConfigFromDocument(readConfigDocument(path), path ?? 'environment', environment);
@@ -42,11 +42,6 @@ function agentOnlyProblems(document: Record<string, unknown>): ConfigProblem[] {
       if (!(error instanceof ConfigError)) throw error;
       problems.push(...error.problems);
     }
-  }
-  const listen = field(document, 'readiness', 'listen');
-  const port = typeof listen === 'string' ? /:(\d{1,5})$/.exec(listen)?.[1] : undefined;
-  if (port !== undefined && Number(port) > 65_535) {
-    problems.push({ path: 'readiness.listen', message: `port must be between 0 and 65535, got ${port}` });
   }
   return problems;
 }

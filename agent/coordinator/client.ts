@@ -1,5 +1,6 @@
 import { request, type Dispatcher } from 'undici';
 import type { z } from 'zod';
+import { linkAbort } from '../../shared/abort.js';
 import {
   apiPaths,
   errorResponseSchema,
@@ -150,16 +151,14 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
 
   /** One attempt against one URL: resolves with the answer, or rejects (network, timeout, caller abort). */
   async function attempt(base: string, path: string, body: unknown, signal: AbortSignal | undefined): Promise<Answer> {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new AttemptTimeout(`timed out after ${timeoutMs} ms`)), timeoutMs);
-    const onCallerAbort = (): void => controller.abort(signal?.reason);
-    signal?.addEventListener('abort', onCallerAbort, { once: true });
+    const bounded = linkAbort(signal);
+    const timer = setTimeout(() => bounded.abort(new AttemptTimeout(`timed out after ${timeoutMs} ms`)), timeoutMs);
     try {
       const response = await request(base + path, {
         method: 'POST',
         headers,
         body: JSON.stringify(body),
-        signal: controller.signal,
+        signal: bounded.signal,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
         ...(dispatcher ? { dispatcher } : {}),
@@ -176,11 +175,11 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
       }
       return { status: response.statusCode, text: Buffer.concat(chunks).toString('utf8') };
     } catch (err) {
-      if (controller.signal.reason instanceof AttemptTimeout) throw controller.signal.reason;
+      if (bounded.signal.reason instanceof AttemptTimeout) throw bounded.signal.reason;
       throw err;
     } finally {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', onCallerAbort);
+      bounded.dispose();
     }
   }
 

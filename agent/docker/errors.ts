@@ -109,12 +109,8 @@ export class ImagePullError extends DockerRuntimeError {
   }
 }
 
-/** A reference that is not `repo@sha256:<64 hex>` where the runtime requires one. */
-export class InvalidImageReferenceError extends DockerRuntimeError {
-  constructor(operation: DockerOperation, image: string) {
-    super('INVALID_IMAGE_REFERENCE', operation, image, `docker ${operation}: ${image} is not a repo@sha256:<digest> reference`);
-  }
-}
+/** Raised where the runtime requires a `repo@<digest>` reference and gets something else. */
+export { InvalidImageReferenceError } from '../../shared/image-ref.js';
 
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

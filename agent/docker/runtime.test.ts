@@ -18,7 +18,6 @@ import {
   ImagePullError,
   InvalidImageReferenceError,
   createDockerRuntime,
-  parseDigestReference,
   toContainerInfo,
   toCreateOptions,
 } from './runtime.js';
@@ -36,25 +35,6 @@ const baseSpec: ContainerSpec = {
   networkMode: 'host',
   stopTimeoutSeconds: 10,
 };
-
-describe('parseDigestReference', () => {
-  it('splits repo@sha256 references, with or without a registry port', () => {
-    expect(parseDigestReference(image)).toEqual({ repository: '127.0.0.1:5000/team/app', digest });
-    expect(parseDigestReference(`app@${digest}`)).toEqual({ repository: 'app', digest });
-  });
-
-  it.each([
-    '127.0.0.1:5000/app:v1',
-    `127.0.0.1:5000/app:v1@${digest}`,
-    `app@sha256:${'a'.repeat(63)}`,
-    `app@sha256:${'A'.repeat(64)}`,
-    `@${digest}`,
-    `app@sha512:${'a'.repeat(64)}`,
-    'app',
-  ])('rejects %s', (reference) => {
-    expect(parseDigestReference(reference)).toBeUndefined();
-  });
-});
 
 describe('toCreateOptions', () => {
   it('maps every declared setting', () => {

@@ -1,37 +1,24 @@
 import Docker from 'dockerode';
+import { parseDigestReference, sameRepository } from '../../shared/image-ref.js';
 import type { Logger } from '../../shared/logger.js';
-import type { ContainerInfo, ContainerRuntime, ContainerSpec, ContainerStatus, DockerHealth } from '../ports.js';
+import type { ContainerInfo, ContainerRuntime, ContainerSpec } from '../ports.js';
+import { toContainerInfo } from './container-info.js';
+import { LABEL_DIGEST, LABEL_SERVICE, toCreateOptions } from './container-spec.js';
+import { asEngineError, callEngine, detailOf } from './engine-call.js';
 import {
   ContainerConflictError,
   ContainerNotFoundError,
-  DockerApiError,
-  DockerRuntimeError,
-  DockerTimeoutError,
-  DockerUnavailableError,
   ImageNotPresentError,
   ImagePullError,
   InvalidImageReferenceError,
-  messageOf,
   type DockerOperation,
 } from './errors.js';
+import { pullFailure, readPull, type DockerAuthConfig } from './pull.js';
 
 export * from './errors.js';
-
-/** Labels Baton puts on every container it creates. */
-export const LABEL_SERVICE = 'baton.service';
-export const LABEL_DIGEST = 'baton.digest';
-export const LABEL_IMAGE = 'baton.image';
-
-/** Credentials sent with a pull (`X-Registry-Auth`), as the Docker API takes them. */
-export interface DockerAuthConfig {
-  username?: string;
-  password?: string;
-  /** base64(username:password) */
-  auth?: string;
-  serveraddress?: string;
-  identitytoken?: string;
-  registrytoken?: string;
-}
+export { toContainerInfo } from './container-info.js';
+export { LABEL_DIGEST, LABEL_IMAGE, LABEL_SERVICE, toCreateOptions } from './container-spec.js';
+export type { DockerAuthConfig } from './pull.js';
 
 export interface DockerRuntimeOptions {
   /** The engine's unix socket, e.g. /var/run/docker.sock. */
@@ -44,138 +31,6 @@ export interface DockerRuntimeOptions {
   /** Registry credentials for pulls: fixed, or chosen per image reference (undefined: anonymous). */
   authconfig?: DockerAuthConfig | ((imageByDigest: string) => DockerAuthConfig | undefined);
 }
-
-/** Splits `repo@sha256:<hex>`; undefined when `image` is not such a reference. */
-export function parseDigestReference(image: string): { repository: string; digest: string } | undefined {
-  const at = image.lastIndexOf('@');
-  if (at <= 0) return undefined;
-  const repository = image.slice(0, at);
-  const digest = image.slice(at + 1);
-  if (!/^sha256:[0-9a-f]{64}$/.test(digest)) return undefined;
-  if (/[\s@]/.test(repository) || repository.endsWith('/') || repository.startsWith('/')) return undefined;
-  const lastSlash = repository.lastIndexOf('/');
-  if (repository.slice(lastSlash + 1).includes(':')) return undefined; // a tag as well as a digest
-  return { repository, digest };
-}
-
-/** Docker's container state, mapped into the agent's terms. */
-export function toContainerInfo(raw: Docker.ContainerInspectInfo, imageRepoDigests: string[] | undefined): ContainerInfo {
-  const labels = raw.Config?.Labels ?? {};
-  const state = raw.State;
-  const status = toStatus(state);
-  const running = status === 'running';
-  const neverStarted = status === 'created';
-  return {
-    id: raw.Id,
-    name: raw.Name.replace(/^\//, ''),
-    image: raw.Config?.Image ?? raw.Image,
-    digest: labels[LABEL_DIGEST] ?? repoDigestFor(raw.Config?.Image ?? '', imageRepoDigests ?? []),
-    running,
-    status,
-    exitCode: running || neverStarted ? null : state.ExitCode,
-    health: toHealth(state.Health?.Status),
-    labels: { ...labels },
-  };
-}
-
-const containerStatuses: ReadonlySet<string> = new Set<ContainerStatus>(['created', 'running', 'paused', 'restarting', 'removing', 'exited', 'dead']);
-
-/** Paused and Restarting win over Running (Docker reports Running: true for both); an unknown Status counts as exited. */
-function toStatus(state: Docker.ContainerInspectInfo['State']): ContainerStatus {
-  if (state.Paused === true) return 'paused';
-  if (state.Restarting === true) return 'restarting';
-  if (state.Running === true) return 'running';
-  const status: string = state.Status;
-  return containerStatuses.has(status) && status !== 'running' ? (status as ContainerStatus) : 'exited';
-}
-
-function toHealth(status: string | undefined): DockerHealth {
-  return status === 'healthy' || status === 'unhealthy' || status === 'starting' ? status : 'none';
-}
-
-/** The digest of the image's repo digest for the container's repository, else the first one. */
-function repoDigestFor(image: string, repoDigests: string[]): string | null {
-  const repository = repositoryOf(image);
-  const parsed = repoDigests
-    .map((entry) => {
-      const at = entry.lastIndexOf('@');
-      return at < 0 ? undefined : { repository: entry.slice(0, at), digest: entry.slice(at + 1) };
-    })
-    .filter((entry): entry is { repository: string; digest: string } => entry !== undefined);
-  return (parsed.find((entry) => entry.repository === repository) ?? parsed[0])?.digest ?? null;
-}
-
-function repositoryOf(image: string): string {
-  const at = image.indexOf('@');
-  const withoutDigest = at < 0 ? image : image.slice(0, at);
-  const lastSlash = withoutDigest.lastIndexOf('/');
-  const colon = withoutDigest.lastIndexOf(':');
-  return colon > lastSlash ? withoutDigest.slice(0, colon) : withoutDigest;
-}
-
-/** The engine's create body for a spec; exported for unit tests. */
-export function toCreateOptions(
-  spec: ContainerSpec,
-  service: string,
-  imageByDigest: string,
-  digest: string,
-): Docker.ContainerCreateOptions {
-  const exposedPorts: Record<string, object> = {};
-  const portBindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
-  for (const port of spec.ports) {
-    const key = `${port.containerPort}/${port.protocol}`;
-    exposedPorts[key] = {};
-    (portBindings[key] ??= []).push({ HostIp: port.hostIp ?? '', HostPort: String(port.hostPort) });
-  }
-  return {
-    name: spec.name,
-    Image: imageByDigest,
-    Cmd: spec.command,
-    Entrypoint: spec.entrypoint,
-    Env: Object.entries(spec.env).map(([name, value]) => `${name}=${value}`),
-    Labels: { ...spec.labels, [LABEL_SERVICE]: service, [LABEL_DIGEST]: digest, [LABEL_IMAGE]: imageByDigest },
-    ExposedPorts: exposedPorts,
-    StopTimeout: spec.stopTimeoutSeconds,
-    User: spec.user,
-    HostConfig: {
-      PortBindings: portBindings,
-      // `docker run -v` semantics: an absolute source is a bind mount (created if missing), a
-      // name is a named volume.
-      Binds: spec.volumes.map((v) => `${v.source}:${v.target}${v.readOnly ? ':ro' : ''}`),
-      RestartPolicy: { Name: spec.restartPolicy, MaximumRetryCount: 0 },
-      NetworkMode: spec.networkMode,
-    },
-  };
-}
-
-interface EngineError {
-  statusCode?: number;
-  code?: string;
-  message: string;
-  json?: unknown;
-}
-
-function asEngineError(error: unknown): EngineError {
-  if (typeof error === 'object' && error !== null && 'message' in error) return error as EngineError;
-  return { message: String(error) };
-}
-
-/** The engine's own message (`{"message": ...}`), else the client's. */
-function detailOf(error: EngineError): string {
-  const json = error.json as { message?: unknown } | undefined;
-  if (json !== null && typeof json === 'object' && typeof json.message === 'string') return json.message;
-  return error.message;
-}
-
-const unavailableCodes = new Set(['ENOENT', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EACCES', 'ENOTSOCK', 'ECONNABORTED']);
-
-interface PullEvent {
-  status?: string;
-  error?: string;
-  errorDetail?: { message?: string; code?: number };
-}
-
-const notFoundPattern = /manifest unknown|not found|does not exist|repository name not known|name unknown|no such/i;
 
 /** The agent's ContainerRuntime on a Docker engine, through dockerode. */
 export class DockerRuntime implements ContainerRuntime {
@@ -206,40 +61,16 @@ export class DockerRuntime implements ContainerRuntime {
 
   async pull(imageByDigest: string, signal?: AbortSignal): Promise<void> {
     const reference = parseDigestReference(imageByDigest);
-    if (reference === undefined) throw new InvalidImageReferenceError('pull', imageByDigest);
+    if (reference === undefined) throw notByDigest('pull', imageByDigest);
     const auth = typeof this.options.authconfig === 'function' ? this.options.authconfig(imageByDigest) : this.options.authconfig;
     const timeoutMs = this.options.pullTimeoutMs ?? this.options.timeoutMs;
     this.log.info({ image: imageByDigest }, 'pulling image');
-    const events = await this.call(
-      'pull',
-      imageByDigest,
-      async (abortSignal) => {
-        let stream: NodeJS.ReadableStream;
-        try {
-          const query = { fromImage: reference.repository, tag: reference.digest, abortSignal };
-          stream = auth === undefined ? await this.docker.createImage(query) : await this.docker.createImage(auth, query);
-        } catch (error) {
-          const engineError = asEngineError(error);
-          if (engineError.statusCode !== undefined) {
-            const detail = detailOf(engineError);
-            throw new ImagePullError(imageByDigest, detail, engineError.statusCode === 404 || notFoundPattern.test(detail), engineError.statusCode, error);
-          }
-          throw error;
-        }
-        try {
-          return await readJsonLines<PullEvent>(stream);
-        } catch (error) {
-          if (abortSignal.aborted) throw error; // call() reports the timeout or the caller's abort
-          throw new ImagePullError(imageByDigest, `the progress stream broke off: ${messageOf(error)}`, false, undefined, error);
-        }
-      },
-      { timeoutMs, signal },
-    );
-    const failed = events.find((event) => event.error !== undefined || event.errorDetail !== undefined);
-    if (failed !== undefined) {
-      const detail = failed.errorDetail?.message ?? failed.error ?? 'failed';
-      throw new ImagePullError(imageByDigest, detail, notFoundPattern.test(detail));
-    }
+    const events = await this.call('pull', imageByDigest, (abortSignal) => readPull(this.docker, imageByDigest, reference, auth, abortSignal), {
+      timeoutMs,
+      signal,
+    });
+    const failure = pullFailure(imageByDigest, events);
+    if (failure !== undefined) throw failure;
     if (!(await this.hasImage(imageByDigest))) {
       throw new ImagePullError(imageByDigest, 'the pull ended but the image is not in the engine', false);
     }
@@ -260,7 +91,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async create(spec: ContainerSpec, service: string, imageByDigest: string, digest: string): Promise<ContainerInfo> {
-    if (parseDigestReference(imageByDigest) === undefined) throw new InvalidImageReferenceError('create', imageByDigest);
+    if (parseDigestReference(imageByDigest) === undefined) throw notByDigest('create', imageByDigest);
     const body = toCreateOptions(spec, service, imageByDigest, digest);
     await this.call('create', spec.name, async (abortSignal) => {
       try {
@@ -354,12 +185,12 @@ export class DockerRuntime implements ContainerRuntime {
   async pruneImages(keep: string[]): Promise<string[]> {
     const kept = keep.map((reference) => {
       const parsed = parseDigestReference(reference);
-      if (parsed === undefined) throw new InvalidImageReferenceError('pruneImages', reference);
+      if (parsed === undefined) throw notByDigest('pruneImages', reference);
       return parsed;
     });
     const repository = kept[0]?.repository;
     if (repository === undefined || kept.some((k) => k.repository !== repository)) {
-      throw new InvalidImageReferenceError('pruneImages', keep.join(', ') || '(none)');
+      throw new InvalidImageReferenceError(keep.join(', ') || '(none)', 'docker pruneImages takes references of one repository');
     }
     const keptDigests = new Set(kept.map((k) => k.digest));
     const removed: string[] = [];
@@ -441,94 +272,20 @@ export class DockerRuntime implements ContainerRuntime {
     return toContainerInfo(raw, repoDigests);
   }
 
-  /**
-   * Runs one engine call bounded by the timeout (and the caller's signal), and turns what goes
-   * wrong into named errors.
-   */
-  private async call<T>(
+  private call<T>(
     operation: DockerOperation,
     target: string,
     run: (abortSignal: AbortSignal) => Promise<T>,
     bounds: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<T> {
-    const timeoutMs = bounds.timeoutMs ?? this.options.timeoutMs;
-    if (bounds.signal?.aborted) throw new DockerTimeoutError(operation, target, timeoutMs, true);
-    const controller = new AbortController();
-    let timedOut = false;
-    let rejectAbort: (error: Error) => void = () => undefined;
-    const aborted = new Promise<never>((_, reject) => (rejectAbort = reject));
-    aborted.catch(() => undefined);
-    const onTimeout = () => {
-      timedOut = true;
-      controller.abort();
-      rejectAbort(new DockerTimeoutError(operation, target, timeoutMs));
-    };
-    const onCallerAbort = () => {
-      controller.abort();
-      rejectAbort(new DockerTimeoutError(operation, target, timeoutMs, true));
-    };
-    const timer = setTimeout(onTimeout, timeoutMs);
-    bounds.signal?.addEventListener('abort', onCallerAbort, { once: true });
-    try {
-      return await Promise.race([run(controller.signal), aborted]);
-    } catch (error) {
-      if (error instanceof DockerRuntimeError) throw error;
-      if (controller.signal.aborted) throw new DockerTimeoutError(operation, target, timeoutMs, !timedOut);
-      const engineError = asEngineError(error);
-      if (engineError.statusCode === undefined && engineError.code !== undefined && unavailableCodes.has(engineError.code)) {
-        throw new DockerUnavailableError(operation, target, this.options.socketPath, error);
-      }
-      throw new DockerApiError(operation, target, engineError.statusCode, detailOf(engineError), error);
-    } finally {
-      clearTimeout(timer);
-      bounds.signal?.removeEventListener('abort', onCallerAbort);
-    }
+    return callEngine(this.options.socketPath, operation, target, run, { ...bounds, timeoutMs: bounds.timeoutMs ?? this.options.timeoutMs });
   }
 }
 
-/** Reads a JSON-lines progress stream to its end; fails if it breaks off before. */
-function readJsonLines<T>(stream: NodeJS.ReadableStream): Promise<T[]> {
-  return new Promise((resolve, reject) => {
-    const events: T[] = [];
-    let buffer = '';
-    let settled = false;
-    const finish = (error?: Error) => {
-      if (settled) return;
-      settled = true;
-      if (error) reject(error);
-      else resolve(events);
-    };
-    const take = (line: string) => {
-      const trimmed = line.trim();
-      if (trimmed === '') return;
-      try {
-        events.push(JSON.parse(trimmed) as T);
-      } catch {
-        // not JSON: ignore the line
-      }
-    };
-    stream.on('data', (chunk: Buffer | string) => {
-      buffer += chunk.toString();
-      let newline: number;
-      while ((newline = buffer.indexOf('\n')) >= 0) {
-        take(buffer.slice(0, newline));
-        buffer = buffer.slice(newline + 1);
-      }
-    });
-    stream.on('end', () => {
-      take(buffer);
-      finish();
-    });
-    stream.on('error', (error: Error) => finish(error));
-    stream.on('close', () => finish(new Error('the progress stream closed before its end')));
-  });
+function notByDigest(operation: DockerOperation, image: string): InvalidImageReferenceError {
+  return new InvalidImageReferenceError(image, `docker ${operation} takes a repo@<digest> reference`);
 }
 
 export function createDockerRuntime(options: DockerRuntimeOptions): ContainerRuntime {
   return new DockerRuntime(options);
-}
-
-/** Docker answers Docker Hub images by their short name (`nginx`, `user/app`); Baton writes them in full. */
-function sameRepository(fromEngine: string, ours: string): boolean {
-  return fromEngine === ours || `docker.io/${fromEngine.includes('/') ? '' : 'library/'}${fromEngine}` === ours;
 }

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BatonError } from '../../shared/errors.js';
+import { readHostPort, type HostPort } from '../../shared/host-port.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ReadinessBoard } from './board.js';
 
@@ -38,13 +39,10 @@ export interface ReadinessServer {
 const idleGraceMs = 250;
 const stopGraceMs = 2_000;
 
-export function parseListen(listen: string): { host: string; port: number } {
-  const match = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(listen) ?? /^([A-Za-z0-9.-]+):(\d{1,5})$/.exec(listen);
-  const port = Number(match?.[2]);
-  if (!match?.[1] || !Number.isInteger(port) || port > 65_535) {
-    throw new BatonError('READINESS_LISTEN_INVALID', `readiness listen address must be host:port, got ${JSON.stringify(listen)}`);
-  }
-  return { host: match[1], port };
+export function parseListen(listen: string): HostPort {
+  const reading = readHostPort(listen, '127.0.0.1:7071');
+  if (!reading.ok) throw new BatonError('READINESS_LISTEN_INVALID', `readiness listen address ${reading.reason}`);
+  return reading.value;
 }
 
 export function createReadinessServer(options: ReadinessServerOptions): ReadinessServer {

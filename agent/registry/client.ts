@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import { Agent, type Dispatcher } from 'undici';
 import type { Clock } from '../../shared/clock.js';
+import { formatHost, readHostWithOptionalPort } from '../../shared/host-port.js';
 import type { Logger } from '../../shared/logger.js';
-import type { ImageReference, RegistryClient, ResolvedDigest } from '../ports.js';
+import { formatImageReference, parseImageReference, sha256DigestSchema, type ImageReference } from '../../shared/image-ref.js';
+import type { RegistryClient, ResolvedDigest } from '../ports.js';
 import { Authenticator } from './auth.js';
 import type { CredentialStore } from './credentials.js';
 import {
@@ -14,14 +16,7 @@ import {
 } from './errors.js';
 import { createSender, headerValue, statusError, type HttpRequest, type HttpResponse } from './http.js';
 import { formatPlatform, matchPlatform, type Platform } from './platform.js';
-import { formatImageReference, parseImageReference } from './reference.js';
-import {
-  acceptedManifestTypes,
-  imageIndexSchema,
-  indexMediaTypes,
-  manifestMediaTypes,
-  sha256DigestSchema,
-} from './schemas.js';
+import { acceptedManifestTypes, imageIndexSchema, indexMediaTypes, manifestMediaTypes } from './schemas.js';
 
 export interface RegistryClientOptions {
   /** Deadline of every single request (connect, headers and body). */
@@ -48,10 +43,10 @@ export interface ClosableRegistryClient extends RegistryClient {
 const MAX_INDEX_BYTES = 4 * 1024 * 1024;
 const ACCEPT = acceptedManifestTypes.join(', ');
 
+/** The registry's host without its port, IPv6 in brackets as references write it. */
 function hostOf(registry: string): string {
-  if (registry.startsWith('[')) return registry.slice(0, registry.indexOf(']') + 1);
-  const colon = registry.lastIndexOf(':');
-  return colon === -1 ? registry : registry.slice(0, colon);
+  const reading = readHostWithOptionalPort(registry);
+  return reading.ok ? formatHost(reading.value.host) : registry;
 }
 
 /** `localhost`, 127.0.0.0/8 and ::1: Docker speaks plain HTTP to these. */

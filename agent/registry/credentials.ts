@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { ConfigError, type ConfigProblem } from '../../shared/errors.js';
 import { problemsOf } from '../../shared/config/load.js';
-import { DOCKER_HUB_REGISTRY, isDockerHub } from './reference.js';
+import { DOCKER_HUB_REGISTRY, isDockerHub } from '../../shared/image-ref.js';
 import { dockerConfigSchema } from './schemas.js';
 
 export interface RegistryCredentials {

@@ -6,16 +6,6 @@ import { BatonError } from '../../shared/errors.js';
  */
 export class RegistryError extends BatonError {}
 
-/** The image reference text does not follow Docker's reference grammar. */
-export class InvalidImageReferenceError extends RegistryError {
-  constructor(
-    readonly reference: string,
-    readonly reason: string,
-  ) {
-    super('IMAGE_REFERENCE_INVALID', `invalid image reference ${JSON.stringify(reference)}: ${reason}`);
-  }
-}
-
 /** 404 for the manifest: the tag (or digest) does not exist, or the repository does not. */
 export class ManifestNotFoundError extends RegistryError {
   constructor(

@@ -1,4 +1,5 @@
 import { request, type Dispatcher } from 'undici';
+import { linkAbort } from '../../shared/abort.js';
 import {
   RegistryConnectionError,
   RegistryError,
@@ -50,13 +51,13 @@ export function headerValues(headers: Headers, name: string): string[] {
 export function createSender(dispatcher: Dispatcher, timeoutMs: number): Send {
   return async (req, signal) => {
     const deadline = AbortSignal.timeout(timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    const combined = linkAbort(signal, deadline);
     try {
       const response = await request(req.url, {
         method: req.method,
         headers: req.headers,
         dispatcher,
-        signal: combined,
+        signal: combined.signal,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
       });
@@ -90,6 +91,8 @@ export function createSender(dispatcher: Dispatcher, timeoutMs: number): Send {
         throw new RegistryTimeoutError(req.url, timeoutMs, { cause: error });
       }
       throw new RegistryConnectionError(req.url, { cause: error });
+    } finally {
+      combined.dispose();
     }
   };
 }

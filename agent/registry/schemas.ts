@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { sha256DigestSchema } from '../../shared/image-ref.js';
 
 export const MediaType = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',
@@ -21,11 +22,6 @@ export const acceptedManifestTypes = [
 
 export const indexMediaTypes: ReadonlySet<string> = new Set([MediaType.ociIndex, MediaType.dockerManifestList]);
 export const manifestMediaTypes: ReadonlySet<string> = new Set([MediaType.ociManifest, MediaType.dockerManifest]);
-
-/** The only digests the agent trusts a registry with: sha256, lower-case hex. */
-export const sha256DigestSchema = z
-  .string()
-  .regex(/^sha256:[a-f0-9]{64}$/, 'must be sha256:<64 lower-case hex digits>');
 
 export const platformSchema = z.object({
   architecture: z.string().min(1),

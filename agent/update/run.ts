@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import { linkAbort, type LinkedAbort } from '../../shared/abort.js';
 import type { RefusalReason, ReleaseOutcome, UpdateStep } from '../../shared/api/v1.js';
 import type { BackoffPolicy } from '../../shared/backoff.js';
 import type { Clock } from '../../shared/clock.js';
@@ -113,7 +114,7 @@ export interface Run {
   /** The agent's shutdown signal. */
   readonly shutdown: AbortSignal;
   /** Fires on shutdown or when the lease is lost: every wait of the flow listens to it. */
-  readonly controller: AbortController;
+  readonly controller: LinkedAbort;
   readonly startedAtMs: number;
   previous: ContainerInfo | undefined;
   lease: HeldLease | undefined;
@@ -129,13 +130,10 @@ export function describe(error: unknown): string {
 }
 
 export function createRun(deps: UpdateDeps, service: ServiceConfig, target: UpdateTarget, signal?: AbortSignal): Run {
-  const controller = new AbortController();
+  const shutdown = signal ?? new AbortController().signal;
+  const controller = linkAbort(shutdown);
   // Every sleep and health check listens to this signal; a long update adds many listeners.
   setMaxListeners(0, controller.signal);
-  const shutdown = signal ?? new AbortController().signal;
-  const onShutdown = (): void => controller.abort(shutdown.reason);
-  if (shutdown.aborted) onShutdown();
-  else shutdown.addEventListener('abort', onShutdown, { once: true });
   return {
     deps,
     service,
@@ -149,7 +147,7 @@ export function createRun(deps: UpdateDeps, service: ServiceConfig, target: Upda
     lease: undefined,
     drained: false,
     touched: false,
-    dispose: () => shutdown.removeEventListener('abort', onShutdown),
+    dispose: controller.dispose,
   };
 }
 

@@ -1,4 +1,5 @@
 import type { DrainInfo, HealthReason, NodeHealth } from '../../shared/api/v1.js';
+import { linkAbort } from '../../shared/abort.js';
 import { withJitterMs } from '../../shared/backoff.js';
 import type { Clock } from '../../shared/clock.js';
 import type { ServiceConfig } from '../../shared/config/agent.js';
@@ -35,7 +36,7 @@ export interface HeartbeatDeps {
  */
 export class HeartbeatLoop {
   private intervalMs = defaultHeartbeatIntervalMs;
-  private wake = new AbortController();
+  private wake: { abort(): void } = new AbortController();
   /** Something worth reporting changed since the last beat was sent. */
   private dirty = false;
 
@@ -133,20 +134,17 @@ export class HeartbeatLoop {
     // A change that happened while the last beat was in flight is sent now (but a failing
     // coordinator is not hammered: after a failure the loop waits its interval).
     if (this.dirty && !lastFailed) return;
-    const wake = new AbortController();
-    this.wake = wake;
-    // One controller per sleep, linked to shutdown by a listener removed afterwards: no
-    // AbortSignal.any per beat, whose bookkeeping piles up in a process that runs for months.
-    const onShutdown = (): void => wake.abort();
     if (signal.aborted) return;
-    signal.addEventListener('abort', onShutdown, { once: true });
+    // One link per sleep, undone afterwards: no listener piles up on shutdown over months of beats.
+    const wake = linkAbort(signal);
+    this.wake = wake;
     const delayMs = withJitterMs(this.intervalMs * 0.9, this.intervalMs * 0.2, this.deps.random);
     try {
       await this.deps.clock.sleep(delayMs, wake.signal);
     } catch {
       // Woken early: by shutdown or by a state change worth reporting at once.
     } finally {
-      signal.removeEventListener('abort', onShutdown);
+      wake.dispose();
     }
   }
 }

@@ -4,7 +4,7 @@ import type { ServiceConfig } from '../../shared/config/agent.js';
 import type { Logger } from '../../shared/logger.js';
 import type { RegistryClient } from '../ports.js';
 import { RegistryRateLimitedError } from '../registry/errors.js';
-import { formatByDigest, parseImageReference } from '../registry/reference.js';
+import { formatByDigest, parseImageReference } from '../../shared/image-ref.js';
 import { runUpdate, type UpdateDeps, type UpdateResult } from '../update/index.js';
 import type { WorkerEvent } from './events.js';
 import type { ServiceState, SettledDigest } from './state.js';

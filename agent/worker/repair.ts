@@ -2,7 +2,7 @@ import { backoffDelayMs } from '../../shared/backoff.js';
 import type { ServiceConfig } from '../../shared/config/agent.js';
 import type { Logger } from '../../shared/logger.js';
 import type { RegistryClient } from '../ports.js';
-import { formatByDigest, parseImageReference } from '../registry/reference.js';
+import { formatByDigest, parseImageReference } from '../../shared/image-ref.js';
 import { containerSpecFor, reconcile, waitUntilHealthy, type HealthResult, type UpdateDeps } from '../update/index.js';
 import type { WorkerEvent } from './events.js';
 import type { MonitorRepairs } from './monitor.js';

@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { request } from 'undici';
+import { linkAbort } from '../../shared/abort.js';
 import type { BatonEvent } from '../../shared/api/v1.js';
 import { backoffDelayMs } from '../../shared/backoff.js';
 import type { Clock } from '../../shared/clock.js';
@@ -209,7 +210,6 @@ class WebhookQueue {
 
   private async attempt(delivery: Delivery, attempt: number): Promise<boolean> {
     const { webhook } = this;
-    const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(webhook.timeoutMs)]);
     const headers: Record<string, string> = {
       ...webhook.headers,
       'content-type': 'application/json',
@@ -221,17 +221,24 @@ class WebhookQueue {
     if (webhook.secret !== undefined) {
       headers['x-baton-signature'] = `sha256=${createHmac('sha256', webhook.secret).update(delivery.body).digest('hex')}`;
     }
-    const answer = await request(webhook.url, {
-      method: 'POST',
-      headers,
-      body: delivery.body,
-      signal,
-      headersTimeout: webhook.timeoutMs,
-      bodyTimeout: webhook.timeoutMs,
-    });
-    // Read (and discard) the body so the connection can be reused.
-    await answer.body.text().catch(() => undefined);
-    const status = answer.statusCode;
+    // Linked, not AbortSignal.any: the notifier's own signal lives as long as the coordinator.
+    const bounded = linkAbort(this.abort.signal, AbortSignal.timeout(webhook.timeoutMs));
+    let status: number;
+    try {
+      const answer = await request(webhook.url, {
+        method: 'POST',
+        headers,
+        body: delivery.body,
+        signal: bounded.signal,
+        headersTimeout: webhook.timeoutMs,
+        bodyTimeout: webhook.timeoutMs,
+      });
+      // Read (and discard) the body so the connection can be reused.
+      await answer.body.text().catch(() => undefined);
+      status = answer.statusCode;
+    } finally {
+      bounded.dispose();
+    }
     if (status >= 200 && status < 300) return true;
     if (status === 408 || status === 429 || status >= 500) throw new RetryableError(`receiver answered ${status}`);
     this.options.logger.warn(

@@ -1,22 +1,16 @@
+import { tryParseImageReference } from '../../shared/image-ref.js';
+
 /**
  * The repository and tag of an image reference as the distribution registry names them in
  * its notifications: `127.0.0.1:5000/team/app:v2` → repository `team/app`, tag `v2`.
+ * Text that is not a reference has neither (it matches no notification).
  */
-export function repositoryOfImage(image: string): string {
-  const withoutDigest = image.split('@')[0] ?? image;
-  const parts = withoutDigest.split('/');
-  const first = parts[0] ?? '';
-  const hasRegistryHost = parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost');
-  const path = (hasRegistryHost ? parts.slice(1) : parts).join('/');
-  const lastSlash = path.lastIndexOf('/');
-  const colon = path.indexOf(':', lastSlash + 1);
-  const repository = colon === -1 ? path : path.slice(0, colon);
-  return !hasRegistryHost && !repository.includes('/') ? `library/${repository}` : repository;
+export function repositoryOfImage(image: string): string | undefined {
+  return tryParseImageReference(image)?.repository;
 }
 
+/** The tag, `latest` when none is written; undefined when the reference pins a digest. */
 export function tagOfImage(image: string): string | undefined {
-  if (image.includes('@')) return undefined;
-  const lastSlash = image.lastIndexOf('/');
-  const colon = image.indexOf(':', lastSlash + 1);
-  return colon === -1 ? 'latest' : image.slice(colon + 1);
+  const ref = tryParseImageReference(image);
+  return ref?.digest === undefined ? ref?.tag : undefined;
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { digestSchema } from '../image-ref.js';
 
 /**
  * Every message of the coordinator's HTTP API v1. Both sides validate with these schemas:
@@ -11,9 +12,7 @@ const printable = /^[^\u0000-\u001f\u007f]+$/;
 
 export const nodeIdSchema = z.string().min(1).max(253).regex(printable, 'must not contain control characters');
 export const groupNameSchema = z.string().min(1).max(128).regex(printable, 'must not contain control characters');
-export const digestSchema = z
-  .string()
-  .regex(/^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$/, 'must be a content digest like sha256:<64 hex digits>');
+export { digestSchema };
 export const imageReferenceSchema = z.string().min(1).max(512).regex(printable, 'must not contain control characters');
 export const leaseIdSchema = z.string().min(1).max(64);
 export const fencingTokenSchema = z.number().int().positive();

@@ -1,10 +1,8 @@
 import { z } from 'zod';
 import { groupNameSchema, imageReferenceSchema, nodeIdSchema } from '../api/v1.js';
+import { hostPortSchema } from '../host-port.js';
+import { imageReferenceTextSchema } from '../image-ref.js';
 import { parseEnvList, type EnvironmentOverride } from './load.js';
-
-const hostPortSchema = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/, 'must be host:port, e.g. 127.0.0.1:7071');
 
 /** The agent's state directory when neither the file nor BATON_STATE_DIR names one. */
 export const defaultAgentStateDir = '/var/lib/baton';
@@ -47,7 +45,7 @@ export const serviceSchema = z.strictObject({
   /** The group this node's service belongs to: the unit of a rollout. */
   group: groupNameSchema,
   /** Image to follow, by tag: `registry/name:tag`. */
-  image: imageReferenceSchema,
+  image: imageReferenceSchema.pipe(imageReferenceTextSchema),
   /** Container name; also the service's name on the readiness endpoint (/ready/<name>). */
   containerName: z
     .string()
@@ -143,7 +141,7 @@ export const agentConfigSchema = z
     readiness: z
       .strictObject({
         /** Ignored when systemd passes a listening socket (baton-agent.socket). */
-        listen: hostPortSchema.default('127.0.0.1:7071'),
+        listen: hostPortSchema('127.0.0.1:7071').default('127.0.0.1:7071'),
         /** A live probe's result answers /ready and the heartbeat for this long; concurrent requests share one probe. */
         probeCacheMs: durationMs(0, 10_000).default(250),
         /** The probe's inspect must answer within this long, or the engine counts as unreachable (503). */

@@ -1,14 +1,7 @@
 import { z } from 'zod';
 import { groupNameSchema, maxUnavailableSchema } from '../api/v1.js';
+import { hostPortSchema } from '../host-port.js';
 import { parseEnvBoolean, parseEnvList, parseEnvNumber, type EnvironmentOverride } from './load.js';
-
-const hostPortSchema = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/, 'must be host:port, e.g. 127.0.0.1:7070')
-  .refine((text) => {
-    const port = Number(text.slice(text.lastIndexOf(':') + 1));
-    return port >= 0 && port <= 65_535;
-  }, 'port must be between 0 and 65535');
 
 const tokenSchema = z.string().min(16, 'tokens must be at least 16 characters long');
 
@@ -54,7 +47,7 @@ export const webhookSchema = z.strictObject({
 export type WebhookConfig = z.output<typeof webhookSchema>;
 
 export const coordinatorConfigSchema = z.strictObject({
-  listen: hostPortSchema.default('127.0.0.1:7070'),
+  listen: hostPortSchema('127.0.0.1:7070').default('127.0.0.1:7070'),
   dataFile: z.string().min(1).default('./baton.db'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How often agents are told to heartbeat. */

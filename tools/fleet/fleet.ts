@@ -27,6 +27,7 @@ import Docker from 'dockerode';
 import { request } from 'undici';
 import { stringify } from 'yaml';
 import { statusResponseSchema, type BatonEvent, type StatusResponse } from '../../shared/api/v1.js';
+import { parseHostPort } from '../../shared/host-port.js';
 import { LABEL_DIGEST } from '../../agent/docker/runtime.js';
 import {
   SOCKET_ACTIVATE_BINARY,
@@ -348,7 +349,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         appAddress: node.address,
         appPort: node.config.appPort,
         readinessAddress: node.address,
-        readinessPort: Number(node.config.readinessListen.split(':').pop()),
+        readinessPort: parseHostPort(node.config.readinessListen).port,
         service: FLEET_SERVICE,
       })),
       ...(socketActivation ? { checkTimeoutMs: 5_000 } : {}),

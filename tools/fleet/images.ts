@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
+import { isDigest } from '../../shared/image-ref.js';
 
 /** `v3` is a third good variant (a fix-forward after `bad`); importTestApp builds it on demand. */
 export type TestAppVariant = 'v1' | 'v2' | 'v3' | 'bad';
@@ -57,7 +58,7 @@ const busyboxApplets = ['sh', 'httpd', 'wget', 'sleep', 'cat', 'echo', 'hostname
 
 /** `<registryHost>/testapp@<digest>` (or `:<tag>` when given a tag). */
 export function testAppImage(registryHost: string, digestOrTag: string): string {
-  const separator = digestOrTag.startsWith('sha256:') ? '@' : ':';
+  const separator = isDigest(digestOrTag) ? '@' : ':';
   return `${registryHost}/${TESTAPP_REPOSITORY}${separator}${digestOrTag}`;
 }
 

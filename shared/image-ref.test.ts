@@ -1,8 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidImageReferenceError } from './errors.js';
-import { DOCKER_HUB_REGISTRY, formatByDigest, formatImageReference, parseImageReference } from './reference.js';
+import {
+  DOCKER_HUB_REGISTRY,
+  InvalidImageReferenceError,
+  digestSchema,
+  formatByDigest,
+  formatImageReference,
+  imageReferenceTextSchema,
+  isDigest,
+  parseDigestReference,
+  parseImageReference,
+  sameRepository,
+  sha256DigestSchema,
+} from './image-ref.js';
 
 const D = `sha256:${'a'.repeat(64)}`;
+const D512 = `sha512:${'c'.repeat(128)}`;
 
 describe('parseImageReference', () => {
   it.each([
@@ -24,6 +36,12 @@ describe('parseImageReference', () => {
     [`nginx@${D}`, DOCKER_HUB_REGISTRY, 'library/nginx', undefined, D],
     [`127.0.0.1:5000/app:v1@${D}`, '127.0.0.1:5000', 'app', 'v1', D],
     ['localhost:5000', DOCKER_HUB_REGISTRY, 'library/localhost', '5000', undefined],
+    [`app@${D512}`, DOCKER_HUB_REGISTRY, 'library/app', undefined, D512],
+    ['[2001:db8::1]/app', '[2001:db8::1]', 'app', 'latest', undefined],
+    ['docker.io/library/nginx', DOCKER_HUB_REGISTRY, 'library/nginx', 'latest', undefined],
+    ['localhost:5000/app:V_1', 'localhost:5000', 'app', 'V_1', undefined],
+    ['r.io/a---b/c__d', 'r.io', 'a---b/c__d', 'latest', undefined],
+    ['r.io:1/app', 'r.io:1', 'app', 'latest', undefined],
   ])('%s', (text, registry, repository, tag, digest) => {
     expect(parseImageReference(text)).toEqual({ registry, repository, tag, digest });
   });
@@ -49,6 +67,15 @@ describe('parseImageReference', () => {
     ['a'.repeat(64), /image id/],
     [`r.io/${'a'.repeat(260)}`, /longer than 255/],
     [':tag', /missing repository/],
+    [`app@sha512:${'a'.repeat(64)}`, /digest/],
+    [`app@sha256:${'a'.repeat(128)}`, /digest/],
+    [`app@${D}@${D}`, /digest/],
+    ['r.io:0/app', /port 0/],
+    ['-r.io/app', /registry host "-r.io"/],
+    ['-app', /path component "-app"/],
+    ['r.io/a___b', /path component/],
+    ['r.io/_app', /path component/],
+    ['app\tname', /white space/],
   ])('rejects %j', (text, reason) => {
     let caught: unknown;
     try {
@@ -79,5 +106,71 @@ describe('formatByDigest', () => {
       expect(parseImageReference(formatImageReference(ref))).toEqual(ref);
     }
     expect(formatImageReference(parseImageReference('nginx'))).toBe('docker.io/library/nginx:latest');
+  });
+});
+
+describe('digests', () => {
+  it.each([
+    [D, true],
+    [D512, true],
+    [`sha256:${'a'.repeat(63)}`, false],
+    [`sha256:${'A'.repeat(64)}`, false],
+    [`sha512:${'a'.repeat(64)}`, false],
+    [`sha384:${'a'.repeat(96)}`, false],
+    [`md5:${'a'.repeat(32)}`, false],
+    [` ${D}`, false],
+    ['', false],
+  ])('%s is a digest: %s', (text, expected) => {
+    expect(isDigest(text)).toBe(expected);
+    expect(digestSchema.safeParse(text).success).toBe(expected);
+  });
+
+  it('sha256DigestSchema takes sha256 only', () => {
+    expect(sha256DigestSchema.safeParse(D).success).toBe(true);
+    expect(sha256DigestSchema.safeParse(D512).success).toBe(false);
+  });
+});
+
+describe('parseDigestReference', () => {
+  const image = `127.0.0.1:5000/team/app@${D}`;
+
+  it('splits name@digest references, with or without a registry port, keeping the name as written', () => {
+    expect(parseDigestReference(image)).toEqual({ repository: '127.0.0.1:5000/team/app', digest: D });
+    expect(parseDigestReference(`app@${D}`)).toEqual({ repository: 'app', digest: D });
+    expect(parseDigestReference(`app@${D512}`)).toEqual({ repository: 'app', digest: D512 });
+  });
+
+  it.each([
+    '127.0.0.1:5000/app:v1',
+    `127.0.0.1:5000/app:v1@${D}`,
+    `app@sha256:${'a'.repeat(63)}`,
+    `app@sha256:${'A'.repeat(64)}`,
+    `@${D}`,
+    `app@sha512:${'a'.repeat(64)}`,
+    'app',
+  ])('rejects %s', (reference) => {
+    expect(parseDigestReference(reference)).toBeUndefined();
+  });
+});
+
+describe('sameRepository', () => {
+  it.each([
+    ['nginx', `docker.io/library/nginx@${D}`, true],
+    ['team/app', 'index.docker.io/team/app:v1', true],
+    ['127.0.0.1:5000/app', `127.0.0.1:5000/app@${D}`, true],
+    ['127.0.0.1:5000/app', '127.0.0.1:5001/app', false],
+    ['app', 'other', false],
+    ['app', 'Not A Reference', false],
+  ])('%s ~ %s: %s', (a, b, expected) => {
+    expect(sameRepository(a, b)).toBe(expected);
+  });
+});
+
+describe('imageReferenceTextSchema', () => {
+  it('keeps valid text as written and names the grammar problem otherwise', () => {
+    expect(imageReferenceTextSchema.parse('nginx:1')).toBe('nginx:1');
+    const result = imageReferenceTextSchema.safeParse('Bad/Name');
+    expect(result.success).toBe(false);
+    expect(result.error?.issues[0]?.message).toMatch(/not an image reference: repository name must be lowercase/);
   });
 });
