@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
   drainRequestSchema,
@@ -13,13 +13,13 @@ import {
   releaseRequestSchema,
   renewRequestSchema,
   undrainRequestSchema,
-  type ErrorResponse,
 } from '../../shared/api/v1.js';
+import { ApiError, toErrorResponse } from '../../shared/api/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { ConflictError, LeaseConflictError, NotFoundError, type CoordinatorService } from '../service/service.js';
+import type { CoordinatorService } from '../service/service.js';
 import { registerStatusRoutes, type StatusRoutesOptions } from '../status-page/routes.js';
 import { presentedToken } from '../status-page/session.js';
-import { authorize, type Access, type AuthConfig } from './auth.js';
+import { requireAccess, type Access, type AuthConfig } from './auth.js';
 
 export interface HttpServerOptions {
   service: CoordinatorService;
@@ -30,16 +30,6 @@ export interface HttpServerOptions {
   status?: Pick<StatusRoutesOptions, 'processMetrics' | 'notifier' | 'snapshotIntervalMs'>;
 }
 
-/** A request the API refuses before anything is decided; nothing stored changes. */
-class BadRequestError extends Error {
-  constructor(
-    message: string,
-    readonly field: string | undefined,
-  ) {
-    super(message);
-  }
-}
-
 function parse<S extends z.ZodType>(schema: S, value: unknown, where: 'body' | 'path' | 'query'): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
@@ -48,7 +38,8 @@ function parse<S extends z.ZodType>(schema: S, value: unknown, where: 'body' | '
   const message = result.error.issues
     .map((i) => `${[where, ...i.path.map(String)].join('.')}: ${i.message}`)
     .join('; ');
-  throw new BadRequestError(message, field);
+  // Refused before anything is decided: nothing stored changes.
+  throw new ApiError('bad-request', message, field);
 }
 
 const eventsQuerySchema = z.strictObject({
@@ -64,10 +55,6 @@ const nodeParamsSchema = z.object({ nodeId: nodeIdSchema });
 const leaseParamsSchema = z.object({ leaseId: leaseIdSchema });
 const groupParamsSchema = z.object({ group: groupNameSchema });
 
-function sendError(reply: FastifyReply, status: number, body: ErrorResponse): FastifyReply {
-  return reply.code(status).send(body);
-}
-
 /** The coordinator's HTTP API v1. Bodies are validated with the shared zod schemas, never trusted. */
 export function createHttpServer(options: HttpServerOptions) {
   const { service } = options;
@@ -81,39 +68,20 @@ export function createHttpServer(options: HttpServerOptions) {
     return503OnClosing: true,
   });
 
-  const guard =
-    (access: Access) =>
-    async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-      const verdict = authorize(options.auth, access, presentedToken(request));
-      if (!verdict.allowed) {
-        await sendError(reply, verdict.status, {
-          error: verdict.status === 401 ? 'unauthorized' : 'forbidden',
-          message: verdict.message,
-        });
-      }
-    };
+  const guard = (access: Access) => async (request: FastifyRequest): Promise<void> =>
+    requireAccess(options.auth, access, presentedToken(request));
 
-  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
-    if (error instanceof BadRequestError) {
-      return sendError(reply, 400, { error: 'bad-request', message: error.message, ...(error.field ? { field: error.field } : {}) });
-    }
-    if (error instanceof NotFoundError) return sendError(reply, 404, { error: 'not-found', message: error.message });
-    if (error instanceof LeaseConflictError) return sendError(reply, 409, { error: error.reason, message: error.message });
-    if (error instanceof ConflictError) return sendError(reply, 409, { error: 'conflict', message: error.message });
-    if (error.statusCode === 413) return sendError(reply, 413, { error: 'payload-too-large', message: error.message });
-    if (error.statusCode === 415) {
-      return sendError(reply, 415, { error: 'unsupported-media-type', message: 'send application/json' });
-    }
-    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
-      return sendError(reply, 400, { error: 'bad-request', message: error.message, field: 'body' });
-    }
-    request.log.error({ err: error, url: request.url }, 'request failed');
-    return sendError(reply, 500, { error: 'internal', message: 'internal error' });
+  // Every error answer of the API and the status page, from the one catalogue (shared/api/errors.ts).
+  app.setErrorHandler((error, request, reply) => {
+    const { status, body } = toErrorResponse(error);
+    // Only an error the catalogue does not name is logged; its answer says nothing of it.
+    if (body.error === 'internal') request.log.error({ err: error, url: request.url }, 'request failed');
+    return reply.code(status).send(body);
   });
 
-  app.setNotFoundHandler((request, reply) =>
-    sendError(reply, 404, { error: 'not-found', message: `no route ${request.method} ${request.url.split('?')[0]}` }),
-  );
+  app.setNotFoundHandler((request) => {
+    throw new ApiError('not-found', `no route ${request.method} ${request.url.split('?')[0]}`);
+  });
 
   app.get('/healthz', async () => ({ ok: true }));
 

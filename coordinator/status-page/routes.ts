@@ -3,7 +3,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { batonVersion } from '../../shared/version.js';
 import type { Logger } from '../../shared/logger.js';
-import { authIsConfigured, authorize, type AuthConfig } from '../http/auth.js';
+import { ApiError, toErrorResponse } from '../../shared/api/errors.js';
+import { authIsConfigured, authorize, requireAccess, type AuthConfig } from '../http/auth.js';
 import { FleetAnalytics } from '../metrics/analytics.js';
 import { createCoordinatorMetrics, type NotificationTotals } from '../metrics/prometheus.js';
 import type { CoordinatorService } from '../service/service.js';
@@ -67,12 +68,7 @@ export function registerStatusRoutes(
     metrics.stop();
   });
 
-  const readGuard = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const verdict = authorize(auth, 'read', presentedToken(request));
-    if (!verdict.allowed) {
-      await reply.code(verdict.status).send({ error: verdict.status === 401 ? 'unauthorized' : 'forbidden', message: verdict.message });
-    }
-  };
+  const readGuard = async (request: FastifyRequest): Promise<void> => requireAccess(auth, 'read', presentedToken(request));
 
   const page = (reply: FastifyReply, status: number, html: string): FastifyReply => reply.code(status).headers(pageHeaders).send(html);
 
@@ -119,8 +115,10 @@ export function registerStatusRoutes(
     reply.hijack();
     const accepted = await stream.add(reply.raw, afterSeq);
     if (!accepted) {
-      reply.raw.writeHead(503, { 'content-type': 'application/json', 'retry-after': '10' });
-      reply.raw.end(JSON.stringify({ error: 'internal', message: 'too many status page listeners; try again later' }));
+      // The reply is hijacked: written by hand, with the catalogue's code and status.
+      const { status, body } = toErrorResponse(new ApiError('unavailable', 'too many status page listeners; try again later'));
+      reply.raw.writeHead(status, { 'content-type': 'application/json', 'retry-after': '10' });
+      reply.raw.end(JSON.stringify(body));
     }
   });
 }
