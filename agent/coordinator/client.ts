@@ -1,13 +1,13 @@
 import { request, type Dispatcher } from 'undici';
 import type { z } from 'zod';
 import {
-  apiPaths,
+  apiRoutes,
   errorResponseSchema,
-  heartbeatResponseSchema,
-  leaseDecisionSchema,
-  releaseResponseSchema,
-  renewResponseSchema,
+  pathOf,
+  type ApiRoute,
   type ErrorResponse,
+  type RouteAnswer,
+  type RouteRequest,
   type HeartbeatRequest,
   type HeartbeatResponse,
   type LeaseDecision,
@@ -149,14 +149,14 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
   if (token !== undefined) headers.authorization = `Bearer ${token}`;
 
   /** One attempt against one URL: resolves with the answer, or rejects (network, timeout, caller abort). */
-  async function attempt(base: string, path: string, body: unknown, signal: AbortSignal | undefined): Promise<Answer> {
+  async function attempt(base: string, route: ApiRoute, path: string, body: unknown, signal: AbortSignal | undefined): Promise<Answer> {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(new AttemptTimeout(`timed out after ${timeoutMs} ms`)), timeoutMs);
     const onCallerAbort = (): void => controller.abort(signal?.reason);
     signal?.addEventListener('abort', onCallerAbort, { once: true });
     try {
       const response = await request(base + path, {
-        method: 'POST',
+        method: route.method,
         headers,
         body: JSON.stringify(body),
         signal: controller.signal,
@@ -185,7 +185,9 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
   }
 
   /** Sends to the preferred URL, then the others in order while they are unavailable. */
-  async function send(operation: string, path: string, body: unknown, signal: AbortSignal | undefined): Promise<Answer> {
+  async function send<R extends ApiRoute>(route: R, request: RouteRequest<R>, signal: AbortSignal | undefined): Promise<Answer> {
+    const operation = route.name;
+    const path = pathOf(route, request);
     const attempts: CoordinatorUnavailableError['attempts'] = [];
     let lastCause: unknown;
     for (let i = 0; i < bases.length; i++) {
@@ -196,7 +198,7 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
       const startedAt = performance.now();
       let answer: Answer;
       try {
-        answer = await attempt(base, path, body, signal);
+        answer = await attempt(base, route, path, request.body, signal);
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
         lastCause = err;
@@ -256,16 +258,17 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
   }
 
   /** renew and release: 2xx is the answer, 404 and 409 stale-token/lease-ended mean the lease is lost. */
-  async function leaseCall<S extends z.ZodType>(
-    operation: 'renew' | 'release',
-    leaseId: string,
-    path: string,
-    body: unknown,
-    schema: S,
+  async function leaseCall<R extends typeof apiRoutes.renew | typeof apiRoutes.release>(
+    route: R,
+    request: RouteRequest<R>,
     signal: AbortSignal | undefined,
-  ): Promise<z.output<S>> {
-    const answer = await send(operation, path, body, signal);
-    if (answer.status >= 200 && answer.status < 300) return validate(operation, answer, schema, parseJson(operation, answer));
+  ): Promise<RouteAnswer<R>> {
+    const operation = route.name;
+    const leaseId = request.params.leaseId;
+    const answer = await send(route, request, signal);
+    if (answer.status >= 200 && answer.status < 300) {
+      return validate(operation, answer, route.response, parseJson(operation, answer)) as RouteAnswer<R>;
+    }
     if (answer.status === 404) {
       throw new LeaseLostError(leaseId, 'not-found', operation, errorBody(answer)?.message);
     }
@@ -280,35 +283,37 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
 
   return {
     async heartbeat(nodeId: string, body: HeartbeatRequest, signal?: AbortSignal): Promise<HeartbeatResponse> {
-      const answer = await send('heartbeat', apiPaths.heartbeat(nodeId), body, signal);
+      const route = apiRoutes.heartbeat;
+      const answer = await send(route, { params: { nodeId }, body }, signal);
       if (answer.status >= 200 && answer.status < 300) {
-        return validate('heartbeat', answer, heartbeatResponseSchema, parseJson('heartbeat', answer));
+        return validate(route.name, answer, route.response, parseJson(route.name, answer));
       }
       // 404 (unknown node or group) included: the node cannot fix it by retrying the same heartbeat.
-      throw rejected('heartbeat', answer);
+      throw rejected(route.name, answer);
     },
 
     async acquire(body: LeaseRequest, signal?: AbortSignal): Promise<LeaseDecision> {
-      const answer = await send('acquire', apiPaths.leases, body, signal);
+      const route = apiRoutes.acquire;
+      const answer = await send(route, { body }, signal);
       if ((answer.status >= 200 && answer.status < 300) || answer.status === 409) {
-        const json = parseJson('acquire', answer);
+        const json = parseJson(route.name, answer);
         // A 409 that is an error body rather than a refusal is a rejection, not a decision.
-        if (answer.status === 409 && isErrorBody(json)) throw rejected('acquire', answer);
-        const decision = validate('acquire', answer, leaseDecisionSchema, json);
+        if (answer.status === 409 && isErrorBody(json)) throw rejected(route.name, answer);
+        const decision = validate(route.name, answer, route.response, json);
         if (answer.status === 409 && decision.granted) {
-          throw new CoordinatorProtocolError('acquire', answer.status, 'granted', 'a 409 answer must be a refusal');
+          throw new CoordinatorProtocolError(route.name, answer.status, 'granted', 'a 409 answer must be a refusal');
         }
         return decision;
       }
-      throw rejected('acquire', answer);
+      throw rejected(route.name, answer);
     },
 
     renew(leaseId: string, fencingToken: number, signal?: AbortSignal): Promise<RenewResponse> {
-      return leaseCall('renew', leaseId, apiPaths.renew(leaseId), { fencingToken }, renewResponseSchema, signal);
+      return leaseCall(apiRoutes.renew, { params: { leaseId }, body: { fencingToken } }, signal);
     },
 
     release(leaseId: string, body: ReleaseRequest, signal?: AbortSignal): Promise<ReleaseResponse> {
-      return leaseCall('release', leaseId, apiPaths.release(leaseId), body, releaseResponseSchema, signal);
+      return leaseCall(apiRoutes.release, { params: { leaseId }, body }, signal);
     },
   };
 }

@@ -1,10 +1,11 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { batonVersion } from '../../shared/version.js';
 import type { Logger } from '../../shared/logger.js';
 import { ApiError, toErrorResponse } from '../../shared/api/errors.js';
-import { authIsConfigured, authorize, requireAccess, type AuthConfig } from '../http/auth.js';
+import { apiRoutes } from '../../shared/api/routes.js';
+import { authIsConfigured, authorize, type AuthConfig } from '../http/auth.js';
+import { serveRoute, type CoordinatorApp } from '../http/serve-route.js';
 import { FleetAnalytics } from '../metrics/analytics.js';
 import { createCoordinatorMetrics, type NotificationTotals } from '../metrics/prometheus.js';
 import type { CoordinatorService } from '../service/service.js';
@@ -25,7 +26,6 @@ export interface StatusRoutesOptions {
 }
 
 const pageQuerySchema = z.object({ token: z.string().max(4_096).optional(), signout: z.string().optional() });
-const streamQuerySchema = z.object({ afterSeq: z.coerce.number().int().nonnegative().optional() });
 
 const pageHeaders = {
   'content-type': 'text/html; charset=utf-8',
@@ -43,7 +43,7 @@ const pageHeaders = {
  * (as a bearer token, or the page's session cookie).
  */
 export function registerStatusRoutes(
-  app: FastifyInstance<Server, IncomingMessage, ServerResponse, Logger>,
+  app: CoordinatorApp,
   options: StatusRoutesOptions,
 ): void {
   const { service, auth } = options;
@@ -68,11 +68,9 @@ export function registerStatusRoutes(
     metrics.stop();
   });
 
-  const readGuard = async (request: FastifyRequest): Promise<void> => requireAccess(auth, 'read', presentedToken(request));
-
   const page = (reply: FastifyReply, status: number, html: string): FastifyReply => reply.code(status).headers(pageHeaders).send(html);
 
-  app.get('/', async (request, reply) => {
+  app.get(apiRoutes.statusPage.path, async (request, reply) => {
     const query = pageQuerySchema.safeParse(request.query);
     const { token, signout } = query.success ? query.data : {};
     if (signout !== undefined) {
@@ -97,20 +95,19 @@ export function registerStatusRoutes(
     return page(reply, 200, renderStatusPage({ admin, signedIn, version: batonVersion }));
   });
 
-  app.get('/v1/figures', { onRequest: readGuard }, async () => {
+  serveRoute(app, auth, apiRoutes.figures, async () => {
     await analytics.ready;
     return analytics.figures();
   });
 
-  app.get('/metrics', { onRequest: readGuard }, async (_request, reply) => {
+  serveRoute(app, auth, apiRoutes.metrics, async (_request, reply) => {
     const { contentType, body } = await metrics.render();
     return reply.header('content-type', contentType).header('cache-control', 'no-store').send(body);
   });
 
-  app.get('/v1/events/stream', { onRequest: readGuard }, async (request, reply) => {
-    const query = streamQuerySchema.safeParse(request.query);
+  serveRoute(app, auth, apiRoutes.eventStream, async ({ query }, reply, request) => {
     const lastEventId = Number(request.headers['last-event-id']);
-    const afterSeq = Number.isSafeInteger(lastEventId) && lastEventId >= 0 ? lastEventId : query.success ? query.data.afterSeq : undefined;
+    const afterSeq = Number.isSafeInteger(lastEventId) && lastEventId >= 0 ? lastEventId : query.afterSeq;
     await analytics.ready;
     reply.hijack();
     const accepted = await stream.add(reply.raw, afterSeq);

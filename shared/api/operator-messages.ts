@@ -57,6 +57,13 @@ export const drainResponseSchema = z.object({
 });
 export type DrainResponse = z.infer<typeof drainResponseSchema>;
 
+// ---- DELETE /v1/nodes/{nodeId}[?group=]
+
+export const forgetQuerySchema = z.strictObject({ group: groupNameSchema.optional() });
+/** The groups the node was forgotten in. */
+export const forgetResponseSchema = z.object({ nodeId: z.string(), groups: z.array(z.string()) });
+export type ForgetResponse = z.infer<typeof forgetResponseSchema>;
+
 // ---- Event log
 
 export const eventTypeSchema = z.enum([
@@ -94,6 +101,16 @@ export const eventSchema = z.object({
   message: z.string().nullable(),
 });
 export type BatonEvent = z.infer<typeof eventSchema>;
+
+// ---- GET /v1/events?afterSeq=&limit=&group=
+
+/** Without afterSeq: the newest `limit` events; with it: the `limit` events after it. Oldest first either way. */
+export const eventsQuerySchema = z.strictObject({
+  afterSeq: z.coerce.number().int().nonnegative().optional(),
+  limit: z.coerce.number().int().min(1).max(1_000).default(100),
+  group: groupNameSchema.optional(),
+});
+export const eventsResponseSchema = z.object({ events: z.array(eventSchema) });
 
 // ---- GET /v1/status
 
@@ -221,8 +238,11 @@ export type FiguresResponse = z.infer<typeof figuresResponseSchema>;
 
 // ---- GET /v1/events/stream (server-sent events)
 
+/** Where the stream starts (a `Last-Event-ID` header wins): the events after this seq; one that is not a seq is ignored. */
+export const streamQuerySchema = z.object({ afterSeq: z.coerce.number().int().nonnegative().optional().catch(undefined) });
+
 /** `event: snapshot`: the whole status and figures, sent on connect, after events (debounced) and periodically. */
 export const streamSnapshotSchema = z.object({ status: statusResponseSchema, figures: figuresResponseSchema });
 export type StreamSnapshot = z.infer<typeof streamSnapshotSchema>;
-/** `event: events`: events just committed, oldest first; the SSE id is the last one's seq. */
-export const streamEventsSchema = z.object({ events: z.array(eventSchema) });
+/** `event: events`: events just committed, oldest first (as GET /v1/events answers them); the SSE id is the last one's seq. */
+export const streamEventsSchema = eventsResponseSchema;
