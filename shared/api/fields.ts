@@ -74,6 +74,13 @@ export const refusalReasonSchema = z.enum([
 ]);
 export type RefusalReason = z.infer<typeof refusalReasonSchema>;
 
+const finalRefusals: ReadonlySet<RefusalReason> = new Set(['halted', 'aborted', 'superseded', 'rolled-back']);
+
+/** Refusals waiting does not change: this digest is not granted again in the group's current rollout. */
+export function isFinalRefusal(reason: RefusalReason): boolean {
+  return finalRefusals.has(reason);
+}
+
 export const rolloutStateSchema = z.enum(['in-progress', 'completed', 'halted', 'paused', 'aborted', 'superseded']);
 export type RolloutState = z.infer<typeof rolloutStateSchema>;
 
