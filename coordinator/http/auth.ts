@@ -1,7 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ApiError } from '../../shared/api/errors.js';
-
-export type Access = 'public' | 'read' | 'agent' | 'admin';
+import type { Access } from '../../shared/api/routes.js';
 
 export interface AuthConfig {
   agentTokens: string[];
