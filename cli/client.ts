@@ -1,6 +1,6 @@
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, request } from 'undici';
 import type { z } from 'zod';
-import { errorResponseSchema } from '../shared/api/v1.js';
+import { errorResponseSchema, pathOf, type ApiRoute, type RouteAnswer, type RouteRequest } from '../shared/api/v1.js';
 import { CliError, CliExit } from './exit.js';
 
 export interface AdminClientOptions {
@@ -13,9 +13,8 @@ export interface AdminClientOptions {
 
 export interface AdminClient {
   readonly url: string;
-  get<S extends z.ZodType>(path: string, schema: S, signal?: AbortSignal): Promise<z.output<S>>;
-  post<S extends z.ZodType>(path: string, body: unknown, schema: S): Promise<z.output<S>>;
-  delete<S extends z.ZodType>(path: string, schema: S): Promise<z.output<S>>;
+  /** Calls a route of the API table; the answer is checked with the route's response schema. */
+  call<R extends ApiRoute & { response: z.ZodType }>(route: R, request: RouteRequest<R>, signal?: AbortSignal): Promise<RouteAnswer<R>>;
   close(): Promise<void>;
 }
 
@@ -41,13 +40,14 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
     keepAliveTimeout: 4_000,
   });
 
-  async function send<S extends z.ZodType>(
-    method: Dispatcher.HttpMethod,
-    path: string,
-    schema: S,
-    body?: unknown,
+  async function call<R extends ApiRoute & { response: z.ZodType }>(
+    route: R,
+    input: RouteRequest<R>,
     signal?: AbortSignal,
-  ): Promise<z.output<S>> {
+  ): Promise<RouteAnswer<R>> {
+    const { method } = route;
+    const path = pathOf(route, input);
+    const body: unknown = input.body;
     const headers: Record<string, string> = { accept: 'application/json' };
     if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -79,7 +79,7 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
     }
 
     if (statusCode >= 200 && statusCode < 300) {
-      const result = schema.safeParse(parsed);
+      const result = route.response.safeParse(parsed);
       if (!result.success) {
         const issue = result.error.issues[0];
         const where = issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'unexpected body';
@@ -88,7 +88,7 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
           `${method} ${target}: the answer does not match Baton API v1 (${where}); is this a Baton coordinator of the same version?`,
         );
       }
-      return result.data;
+      return result.data as RouteAnswer<R>;
     }
 
     const problem = errorResponseSchema.safeParse(parsed);
@@ -122,9 +122,7 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
 
   return {
     url: base,
-    get: (path, schema, signal) => send('GET', path, schema, undefined, signal),
-    post: (path, body, schema) => send('POST', path, schema, body),
-    delete: (path, schema) => send('DELETE', path, schema),
+    call,
     close: () => dispatcher.close(),
   };
 }

@@ -1,15 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { z } from 'zod';
+import type { z } from 'zod';
 import {
-  apiPaths,
+  apiRoutes,
   drainRequestSchema,
-  drainResponseSchema,
   undrainRequestSchema,
-  eventSchema,
-  groupActionResponseSchema,
+  groupActionRoutes,
   nodeIdSchema,
   groupNameSchema,
-  statusResponseSchema,
   type BatonEvent,
   type DrainResponse,
   type StatusResponse,
@@ -26,10 +23,6 @@ export interface CommandIo {
   /** Fires on SIGINT/SIGTERM: `events --follow` stops and exits 0. */
   signal: AbortSignal;
 }
-
-// GET /v1/events and DELETE /v1/nodes/{id} answer wrappers that shared/api/v1.ts has no named schema for.
-const eventsResponseSchema = z.object({ events: z.array(eventSchema) });
-const forgetResponseSchema = z.object({ nodeId: z.string(), groups: z.array(z.string()) });
 
 export const operatorCommands = ['status', 'nodes', 'pause', 'resume', 'abort', 'rollback', 'retry', 'forget', 'drain', 'undrain', 'events'] as const;
 export type OperatorCommand = (typeof operatorCommands)[number];
@@ -182,7 +175,7 @@ export async function runOperatorCommand(
     case 'status':
       none(positionals);
       run = async (client) => {
-        const status = await client.get(apiPaths.status, statusResponseSchema);
+        const status = await client.call(apiRoutes.status, {});
         io.out(asJson ? json(status) : `${renderStatus(status, client.url)}\n`);
         return CliExit.ok;
       };
@@ -190,7 +183,7 @@ export async function runOperatorCommand(
     case 'nodes':
       none(positionals);
       run = async (client) => {
-        const status = await client.get(apiPaths.status, statusResponseSchema);
+        const status = await client.call(apiRoutes.status, {});
         const nodes = status.groups.filter((g) => group === undefined || g.name === group).flatMap((g) => g.nodes);
         if (group !== undefined && !status.groups.some((g) => g.name === group)) {
           throw new CliError(CliExit.dataError, `unknown group ${JSON.stringify(group)}`);
@@ -207,7 +200,7 @@ export async function runOperatorCommand(
       const target = checked(groupNameSchema, single(positionals, 'GROUP'), 'group');
       const body = values.reason !== undefined ? { reason: values.reason } : {};
       run = async (client) => {
-        const answer = await client.post(apiPaths.groupAction(target, command), body, groupActionResponseSchema);
+        const answer = await client.call(groupActionRoutes[command], { params: { group: target }, body });
         if (asJson) io.out(json(answer));
         else {
           const verb = { pause: 'paused', resume: 'resumed', abort: 'aborted', rollback: 'rolling back', retry: 'retrying' }[command];
@@ -224,8 +217,7 @@ export async function runOperatorCommand(
     case 'forget': {
       const nodeId = checked(nodeIdSchema, single(positionals, 'NODE'), 'node');
       run = async (client) => {
-        const query = group !== undefined ? `?group=${encodeURIComponent(group)}` : '';
-        const answer = await client.delete(`${apiPaths.node(nodeId)}${query}`, forgetResponseSchema);
+        const answer = await client.call(apiRoutes.forget, { params: { nodeId }, query: { group } });
         io.out(asJson ? json(answer) : `forgot node ${answer.nodeId} in ${answer.groups.join(', ')}\n`);
         return CliExit.ok;
       };
@@ -237,8 +229,7 @@ export async function runOperatorCommand(
       const fields = { ...(group !== undefined ? { group } : {}), ...(values.reason !== undefined ? { reason: values.reason } : {}) };
       const body = command === 'drain' ? bodyOf(drainRequestSchema, fields) : bodyOf(undrainRequestSchema, fields);
       run = async (client) => {
-        const path = command === 'drain' ? apiPaths.drain(nodeId) : apiPaths.undrain(nodeId);
-        const answer = await client.post(path, body, drainResponseSchema);
+        const answer = await client.call(apiRoutes[command], { params: { nodeId }, body });
         io.out(asJson ? json(answer) : `${describeDrain(command, answer)}\n`);
         return CliExit.ok;
       };
@@ -262,21 +253,13 @@ export async function runOperatorCommand(
   }
 }
 
-function eventsPath(query: { afterSeq?: number; limit: number; group: string | undefined }): string {
-  const params = new URLSearchParams();
-  if (query.afterSeq !== undefined) params.set('afterSeq', String(query.afterSeq));
-  params.set('limit', String(query.limit));
-  if (query.group !== undefined) params.set('group', query.group);
-  return `/v1/events?${params.toString()}`;
-}
-
 async function followEvents(
   client: AdminClient,
   options: { group: string | undefined; limit: number; follow: boolean; intervalMs: number; asJson: boolean },
   io: CommandIo,
 ): Promise<number> {
   const print = (event: BatonEvent): void => io.out(`${options.asJson ? JSON.stringify(event) : formatEvent(event)}\n`);
-  const first = await client.get(eventsPath({ limit: options.limit, group: options.group }), eventsResponseSchema);
+  const first = await client.call(apiRoutes.events, { query: { limit: options.limit, group: options.group } });
   first.events.forEach(print);
   if (!options.follow) return CliExit.ok;
 
@@ -292,7 +275,7 @@ async function followEvents(
     try {
       // Drain every page that is ready before sleeping again.
       for (;;) {
-        const page = await client.get(eventsPath({ afterSeq, limit: pageSize, group: options.group }), eventsResponseSchema, io.signal);
+        const page = await client.call(apiRoutes.events, { query: { afterSeq, limit: pageSize, group: options.group } }, io.signal);
         for (const event of page.events) {
           if (event.seq <= afterSeq) continue;
           print(event);

@@ -4,14 +4,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { HeartbeatRequest, LeaseGrant, LeaseRefusal } from '../../shared/api/v1.js';
 import { BatonError } from '../../shared/errors.js';
 import { createLogger, silentLogger, type Logger } from '../../shared/logger.js';
-import {
-  CoordinatorProtocolError,
-  CoordinatorRejectedError,
-  CoordinatorUnavailableError,
-  LeaseLostError,
-  createCoordinatorClient,
-  type CoordinatorClientOptions,
-} from './client.js';
+import { createCoordinatorClient, type CoordinatorClientOptions } from './client.js';
+import { CoordinatorProtocolError, CoordinatorRejectedError, CoordinatorUnavailableError, LeaseLostError } from './errors.js';
 
 const A = 'http://127.0.0.1:7070';
 const B = 'http://127.0.0.2:7070';

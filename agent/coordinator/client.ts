@@ -2,13 +2,13 @@ import { request, type Dispatcher } from 'undici';
 import type { z } from 'zod';
 import { linkAbort } from '../../shared/abort.js';
 import {
-  apiPaths,
+  apiRoutes,
   errorResponseSchema,
-  heartbeatResponseSchema,
-  leaseDecisionSchema,
-  releaseResponseSchema,
-  renewResponseSchema,
+  pathOf,
+  type ApiRoute,
   type ErrorResponse,
+  type RouteAnswer,
+  type RouteRequest,
   type HeartbeatRequest,
   type HeartbeatResponse,
   type LeaseDecision,
@@ -20,9 +20,10 @@ import {
 import { BatonError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { CoordinatorClient } from '../ports.js';
+import { CoordinatorProtocolError, CoordinatorRejectedError, CoordinatorUnavailableError, LeaseLostError } from './errors.js';
 
 /**
- * The agent's side of the coordinator API v1 (shared/api/v1.ts), over undici.
+ * The agent's side of the coordinator API v1 (the routes of shared/api/routes.ts), over undici.
  *
  * - Every attempt has a timeout (`timeoutMs`, covering the answer's headers and body).
  * - With several URLs, a coordinator that is unavailable (network error, timeout, 5xx) is
@@ -42,77 +43,6 @@ export interface CoordinatorClientOptions {
   logger: Logger;
   /** undici dispatcher (an Agent with custom options, a MockAgent in tests); undici's global one by default. */
   dispatcher?: Dispatcher;
-}
-
-/** No coordinator answered: network errors, timeouts or 5xx answers from every URL. Worth retrying later. */
-export class CoordinatorUnavailableError extends BatonError {
-  constructor(
-    readonly operation: string,
-    /** One entry per URL tried: its origin and what went wrong. */
-    readonly attempts: { url: string; status: number | undefined; reason: string }[],
-    options?: { cause?: unknown },
-  ) {
-    super(
-      'COORDINATOR_UNAVAILABLE',
-      `coordinator unavailable for ${operation}: ` + attempts.map((a) => `${a.url}: ${a.reason}`).join('; '),
-      options,
-    );
-  }
-}
-
-/** The coordinator answered with a 4xx the operation has no other meaning for. */
-export class CoordinatorRejectedError extends BatonError {
-  constructor(
-    readonly operation: string,
-    readonly status: number,
-    /** The error body when it matches errorResponseSchema. */
-    readonly body: ErrorResponse | undefined,
-    rawBody?: string,
-  ) {
-    super(
-      'COORDINATOR_REJECTED',
-      `coordinator rejected ${operation} with ${status}` +
-        (body
-          ? `: ${body.error}: ${body.message}${body.field ? ` (field ${body.field})` : ''}`
-          : rawBody
-            ? `: ${truncate(rawBody, 200)}`
-            : ''),
-    );
-  }
-}
-
-/** The coordinator answered with a body that does not match the API: `field` names the first offending field. */
-export class CoordinatorProtocolError extends BatonError {
-  constructor(
-    readonly operation: string,
-    readonly status: number,
-    /** Dotted path of the field (`(root)` for the whole body, `(body)` when it is not JSON). */
-    readonly field: string,
-    detail: string,
-  ) {
-    super(
-      'COORDINATOR_PROTOCOL',
-      `coordinator answered ${operation} with ${status} and an invalid body at ${field}: ${detail}`,
-    );
-  }
-}
-
-export type LeaseLostReason = 'stale-token' | 'lease-ended' | 'not-found';
-
-/**
- * The lease is gone: the coordinator refused a renew or release because the fencing token is
- * stale (`stale-token`), the lease ended (`lease-ended`, e.g. expired), or it does not know the
- * lease (`not-found`, a 404). The holder must stop acting on it.
- */
-export class LeaseLostError extends BatonError {
-  constructor(
-    readonly leaseId: string,
-    readonly reason: LeaseLostReason,
-    readonly operation: 'renew' | 'release',
-    detail?: string,
-  ) {
-    super('LEASE_LOST', `lease ${leaseId} lost on ${operation}: ${reason}${detail ? ` (${detail})` : ''}`);
-  }
 }
 
 const maxBodyBytes = 1024 * 1024;
@@ -150,12 +80,12 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
   if (token !== undefined) headers.authorization = `Bearer ${token}`;
 
   /** One attempt against one URL: resolves with the answer, or rejects (network, timeout, caller abort). */
-  async function attempt(base: string, path: string, body: unknown, signal: AbortSignal | undefined): Promise<Answer> {
+  async function attempt(base: string, route: ApiRoute, path: string, body: unknown, signal: AbortSignal | undefined): Promise<Answer> {
     const bounded = linkAbort(signal);
     const timer = setTimeout(() => bounded.abort(new AttemptTimeout(`timed out after ${timeoutMs} ms`)), timeoutMs);
     try {
       const response = await request(base + path, {
-        method: 'POST',
+        method: route.method,
         headers,
         body: JSON.stringify(body),
         signal: bounded.signal,
@@ -184,7 +114,9 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
   }
 
   /** Sends to the preferred URL, then the others in order while they are unavailable. */
-  async function send(operation: string, path: string, body: unknown, signal: AbortSignal | undefined): Promise<Answer> {
+  async function send<R extends ApiRoute>(route: R, request: RouteRequest<R>, signal: AbortSignal | undefined): Promise<Answer> {
+    const operation = route.name;
+    const path = pathOf(route, request);
     const attempts: CoordinatorUnavailableError['attempts'] = [];
     let lastCause: unknown;
     for (let i = 0; i < bases.length; i++) {
@@ -195,7 +127,7 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
       const startedAt = performance.now();
       let answer: Answer;
       try {
-        answer = await attempt(base, path, body, signal);
+        answer = await attempt(base, route, path, request.body, signal);
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
         lastCause = err;
@@ -255,16 +187,17 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
   }
 
   /** renew and release: 2xx is the answer, 404 and 409 stale-token/lease-ended mean the lease is lost. */
-  async function leaseCall<S extends z.ZodType>(
-    operation: 'renew' | 'release',
-    leaseId: string,
-    path: string,
-    body: unknown,
-    schema: S,
+  async function leaseCall<R extends typeof apiRoutes.renew | typeof apiRoutes.release>(
+    route: R,
+    request: RouteRequest<R>,
     signal: AbortSignal | undefined,
-  ): Promise<z.output<S>> {
-    const answer = await send(operation, path, body, signal);
-    if (answer.status >= 200 && answer.status < 300) return validate(operation, answer, schema, parseJson(operation, answer));
+  ): Promise<RouteAnswer<R>> {
+    const operation = route.name;
+    const leaseId = request.params.leaseId;
+    const answer = await send(route, request, signal);
+    if (answer.status >= 200 && answer.status < 300) {
+      return validate(operation, answer, route.response, parseJson(operation, answer)) as RouteAnswer<R>;
+    }
     if (answer.status === 404) {
       throw new LeaseLostError(leaseId, 'not-found', operation, errorBody(answer)?.message);
     }
@@ -279,35 +212,37 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
 
   return {
     async heartbeat(nodeId: string, body: HeartbeatRequest, signal?: AbortSignal): Promise<HeartbeatResponse> {
-      const answer = await send('heartbeat', apiPaths.heartbeat(nodeId), body, signal);
+      const route = apiRoutes.heartbeat;
+      const answer = await send(route, { params: { nodeId }, body }, signal);
       if (answer.status >= 200 && answer.status < 300) {
-        return validate('heartbeat', answer, heartbeatResponseSchema, parseJson('heartbeat', answer));
+        return validate(route.name, answer, route.response, parseJson(route.name, answer));
       }
       // 404 (unknown node or group) included: the node cannot fix it by retrying the same heartbeat.
-      throw rejected('heartbeat', answer);
+      throw rejected(route.name, answer);
     },
 
     async acquire(body: LeaseRequest, signal?: AbortSignal): Promise<LeaseDecision> {
-      const answer = await send('acquire', apiPaths.leases, body, signal);
+      const route = apiRoutes.acquire;
+      const answer = await send(route, { body }, signal);
       if ((answer.status >= 200 && answer.status < 300) || answer.status === 409) {
-        const json = parseJson('acquire', answer);
+        const json = parseJson(route.name, answer);
         // A 409 that is an error body rather than a refusal is a rejection, not a decision.
-        if (answer.status === 409 && isErrorBody(json)) throw rejected('acquire', answer);
-        const decision = validate('acquire', answer, leaseDecisionSchema, json);
+        if (answer.status === 409 && isErrorBody(json)) throw rejected(route.name, answer);
+        const decision = validate(route.name, answer, route.response, json);
         if (answer.status === 409 && decision.granted) {
-          throw new CoordinatorProtocolError('acquire', answer.status, 'granted', 'a 409 answer must be a refusal');
+          throw new CoordinatorProtocolError(route.name, answer.status, 'granted', 'a 409 answer must be a refusal');
         }
         return decision;
       }
-      throw rejected('acquire', answer);
+      throw rejected(route.name, answer);
     },
 
     renew(leaseId: string, fencingToken: number, signal?: AbortSignal): Promise<RenewResponse> {
-      return leaseCall('renew', leaseId, apiPaths.renew(leaseId), { fencingToken }, renewResponseSchema, signal);
+      return leaseCall(apiRoutes.renew, { params: { leaseId }, body: { fencingToken } }, signal);
     },
 
     release(leaseId: string, body: ReleaseRequest, signal?: AbortSignal): Promise<ReleaseResponse> {
-      return leaseCall('release', leaseId, apiPaths.release(leaseId), body, releaseResponseSchema, signal);
+      return leaseCall(apiRoutes.release, { params: { leaseId }, body }, signal);
     },
   };
 }
@@ -322,8 +257,4 @@ function describeNetworkError(err: unknown): string {
     return typeof code === 'string' ? `${code}: ${err.message}` : err.message;
   }
   return String(err);
-}
-
-function truncate(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max)}...` : text;
 }

@@ -1,13 +1,14 @@
-import type { RefusalReason, ReleaseOutcome } from '../../shared/api/v1.js';
+import { isFinalRefusal, type RefusalReason, type ReleaseOutcome } from '../../shared/api/v1.js';
 import { backoffDelayMs, withJitterMs, type BackoffPolicy } from '../../shared/backoff.js';
-import { LeaseLostError } from '../coordinator/client.js';
+import { LeaseLostError } from '../coordinator/errors.js';
 import { HeldLease } from './lease.js';
 import { Interrupted, result, step, type Run, type UpdateResult } from './run.js';
 
 /** The update's exchanges with the coordinator about its lease: asking until granted (step 4), handing it back (step 9). */
 
 /** Refusals that end the attempt: waiting would not help (`stale`: the tag moved; the agent polls again). */
-const attemptEndingRefusals: ReadonlySet<RefusalReason> = new Set(['halted', 'aborted', 'superseded', 'rolled-back', 'stale', 'drained']);
+/** Refusals that end this attempt: final ones, `stale` (poll again at once) and `drained` (wait for the undrain). */
+const endsAttempt = (reason: RefusalReason): boolean => isFinalRefusal(reason) || reason === 'stale' || reason === 'drained';
 
 /** After a failed acquire request (coordinator unreachable): short, capped, reset by any answer. */
 const defaultLeaseRetryBackoff: BackoffPolicy = { initialDelayMs: 1_000, maxDelayMs: 5_000, multiplier: 2 };
@@ -66,7 +67,7 @@ export async function acquireLease(run: Run): Promise<UpdateResult | undefined> 
           lease.startRenewing();
           return undefined;
         }
-        if (attemptEndingRefusals.has(decision.reason)) {
+        if (endsAttempt(decision.reason)) {
           note.outcome = 'skipped';
           note.fields.reason = decision.reason;
           return result(run, 'skipped', {

@@ -3,7 +3,7 @@ import { backoffDelayMs, type BackoffPolicy } from '../../shared/backoff.js';
 import type { Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';
 import type { RandomSource } from '../../shared/random.js';
-import { LeaseLostError } from '../coordinator/client.js';
+import { LeaseLostError } from '../coordinator/errors.js';
 import type { CoordinatorClient } from '../ports.js';
 
 export interface LeaseKeeperDeps {

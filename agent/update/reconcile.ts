@@ -3,7 +3,7 @@ import type { Clock } from '../../shared/clock.js';
 import type { ServiceConfig } from '../../shared/config/agent.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ContainerInfo, ContainerRuntime, CoordinatorClient, HealthProbe, Readiness } from '../ports.js';
-import { LeaseLostError } from '../coordinator/client.js';
+import { LeaseLostError } from '../coordinator/errors.js';
 import { oldContainerName, restorePrevious, stopAndRemove } from './containers.js';
 import { waitUntilHealthy, type HealthResult } from './health.js';
 import type { JournalEntry, UpdateJournal } from './state-file.js';

@@ -1,4 +1,4 @@
-import type { RefusalReason } from '../../shared/api/v1.js';
+import { isFinalRefusal } from '../../shared/api/v1.js';
 import { backoffDelayMs, withJitterMs } from '../../shared/backoff.js';
 import type { ServiceConfig } from '../../shared/config/agent.js';
 import type { Logger } from '../../shared/logger.js';
@@ -19,7 +19,6 @@ const registryBackoff = { initialDelayMs: 5_000, maxDelayMs: 600_000, multiplier
  */
 const settledDigestRetryMs = 15 * 60_000;
 /** Refusals that say this digest will not be granted by waiting. */
-const finalRefusals: ReadonlySet<RefusalReason> = new Set(['halted', 'aborted', 'superseded', 'rolled-back']);
 
 export interface PollerDeps {
   service: ServiceConfig;
@@ -160,7 +159,7 @@ export class Poller {
     const atMs = this.deps.update.clock.nowMs();
     if (result.outcome === 'rolled-back') {
       state.settled = { digest, why: 'failed its health checks here', atMs };
-    } else if (result.outcome === 'skipped' && result.refusal !== undefined && finalRefusals.has(result.refusal)) {
+    } else if (result.outcome === 'skipped' && result.refusal !== undefined && isFinalRefusal(result.refusal)) {
       state.settled = { digest, why: `lease refused: ${result.refusal}`, atMs };
     } else if (result.refusal === 'stale' && (result.rolloutSeq ?? 0) > state.knownRolloutSeq) {
       // The tag moved after we read it: read it again now, knowing the newer rollout.

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-
-export type Access = 'public' | 'read' | 'agent' | 'admin';
+import { ApiError } from '../../shared/api/errors.js';
+import type { Access } from '../../shared/api/routes.js';
 
 export interface AuthConfig {
   agentTokens: string[];
@@ -9,7 +9,7 @@ export interface AuthConfig {
   publicStatus: boolean;
 }
 
-export type AuthVerdict = { allowed: true } | { allowed: false; status: 401 | 403; message: string };
+export type AuthVerdict = { allowed: true } | { allowed: false; error: 'unauthorized' | 'forbidden'; message: string };
 
 /** Hashing first gives equal-length inputs, so the comparison's time says nothing about the token. */
 function sameToken(presented: string, expected: string): boolean {
@@ -43,17 +43,23 @@ export function bearerToken(header: string | undefined): string | undefined {
 export function authorize(config: AuthConfig, access: Access, presented: string | undefined): AuthVerdict {
   if (access === 'public' || !authIsConfigured(config)) return { allowed: true };
   if (access === 'read' && config.publicStatus) return { allowed: true };
-  if (presented === undefined) return { allowed: false, status: 401, message: 'a bearer token is required' };
+  if (presented === undefined) return { allowed: false, error: 'unauthorized', message: 'a bearer token is required' };
   const isAdmin = config.adminToken !== undefined && sameToken(presented, config.adminToken);
   if (access === 'admin') {
     if (isAdmin) return { allowed: true };
     const isAgent = anyMatches(presented, agentTokensOf(config));
     return isAgent
-      ? { allowed: false, status: 403, message: 'this action needs the admin token' }
-      : { allowed: false, status: 401, message: 'invalid token' };
+      ? { allowed: false, error: 'forbidden', message: 'this action needs the admin token' }
+      : { allowed: false, error: 'unauthorized', message: 'invalid token' };
   }
   if (isAdmin || anyMatches(presented, agentTokensOf(config))) return { allowed: true };
-  return { allowed: false, status: 401, message: 'invalid token' };
+  return { allowed: false, error: 'unauthorized', message: 'invalid token' };
+}
+
+/** For a route's onRequest hook: throws the API's 401 or 403 when `presented` may not do `access`. */
+export function requireAccess(config: AuthConfig, access: Access, presented: string | undefined): void {
+  const verdict = authorize(config, access, presented);
+  if (!verdict.allowed) throw new ApiError(verdict.error, verdict.message);
 }
 
 function agentTokensOf(config: AuthConfig): string[] {

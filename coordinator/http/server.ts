@@ -1,25 +1,12 @@
-import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
-import { z } from 'zod';
-import {
-  drainRequestSchema,
-  groupActionRequestSchema,
-  groupActions,
-  groupNameSchema,
-  heartbeatRequestSchema,
-  leaseIdSchema,
-  leaseRequestSchema,
-  nodeIdSchema,
-  registryEnvelopeSchema,
-  releaseRequestSchema,
-  renewRequestSchema,
-  undrainRequestSchema,
-  type ErrorResponse,
-} from '../../shared/api/v1.js';
+import Fastify, { LogController } from 'fastify';
+import { ApiError, toErrorResponse } from '../../shared/api/errors.js';
+import { groupActions } from '../../shared/api/operator-messages.js';
+import { apiRoutes, groupActionRoutes } from '../../shared/api/routes.js';
 import type { Logger } from '../../shared/logger.js';
-import { ConflictError, LeaseConflictError, NotFoundError, type CoordinatorService } from '../service/service.js';
+import type { CoordinatorService } from '../service/service.js';
 import { registerStatusRoutes, type StatusRoutesOptions } from '../status-page/routes.js';
-import { presentedToken } from '../status-page/session.js';
-import { authorize, type Access, type AuthConfig } from './auth.js';
+import type { AuthConfig } from './auth.js';
+import { serveRoute, type RouteHandler } from './serve-route.js';
 
 export interface HttpServerOptions {
   service: CoordinatorService;
@@ -28,44 +15,6 @@ export interface HttpServerOptions {
   bodyLimitBytes: number;
   /** Status page, event stream, figures and metrics settings. */
   status?: Pick<StatusRoutesOptions, 'processMetrics' | 'notifier' | 'snapshotIntervalMs'>;
-}
-
-/** A request the API refuses before anything is decided; nothing stored changes. */
-class BadRequestError extends Error {
-  constructor(
-    message: string,
-    readonly field: string | undefined,
-  ) {
-    super(message);
-  }
-}
-
-function parse<S extends z.ZodType>(schema: S, value: unknown, where: 'body' | 'path' | 'query'): z.output<S> {
-  const result = schema.safeParse(value);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const field = issue ? [where, ...issue.path.map(String)].join('.') : where;
-  const message = result.error.issues
-    .map((i) => `${[where, ...i.path.map(String)].join('.')}: ${i.message}`)
-    .join('; ');
-  throw new BadRequestError(message, field);
-}
-
-const eventsQuerySchema = z.strictObject({
-  afterSeq: z.coerce.number().int().nonnegative().optional(),
-  limit: z.coerce.number().int().min(1).max(1_000).default(100),
-  group: groupNameSchema.optional(),
-});
-
-const forgetQuerySchema = z.strictObject({ group: groupNameSchema.optional() });
-
-// Built once: zod compiles a schema on first use, and a schema made per request is compiled per request.
-const nodeParamsSchema = z.object({ nodeId: nodeIdSchema });
-const leaseParamsSchema = z.object({ leaseId: leaseIdSchema });
-const groupParamsSchema = z.object({ group: groupNameSchema });
-
-function sendError(reply: FastifyReply, status: number, body: ErrorResponse): FastifyReply {
-  return reply.code(status).send(body);
 }
 
 /** The coordinator's HTTP API v1. Bodies are validated with the shared zod schemas, never trusted. */
@@ -81,105 +30,40 @@ export function createHttpServer(options: HttpServerOptions) {
     return503OnClosing: true,
   });
 
-  const guard =
-    (access: Access) =>
-    async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-      const verdict = authorize(options.auth, access, presentedToken(request));
-      if (!verdict.allowed) {
-        await sendError(reply, verdict.status, {
-          error: verdict.status === 401 ? 'unauthorized' : 'forbidden',
-          message: verdict.message,
-        });
-      }
-    };
-
-  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
-    if (error instanceof BadRequestError) {
-      return sendError(reply, 400, { error: 'bad-request', message: error.message, ...(error.field ? { field: error.field } : {}) });
-    }
-    if (error instanceof NotFoundError) return sendError(reply, 404, { error: 'not-found', message: error.message });
-    if (error instanceof LeaseConflictError) return sendError(reply, 409, { error: error.reason, message: error.message });
-    if (error instanceof ConflictError) return sendError(reply, 409, { error: 'conflict', message: error.message });
-    if (error.statusCode === 413) return sendError(reply, 413, { error: 'payload-too-large', message: error.message });
-    if (error.statusCode === 415) {
-      return sendError(reply, 415, { error: 'unsupported-media-type', message: 'send application/json' });
-    }
-    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
-      return sendError(reply, 400, { error: 'bad-request', message: error.message, field: 'body' });
-    }
-    request.log.error({ err: error, url: request.url }, 'request failed');
-    return sendError(reply, 500, { error: 'internal', message: 'internal error' });
+  // Every error answer of the API and the status page, from the one catalogue (shared/api/errors.ts).
+  app.setErrorHandler((error, request, reply) => {
+    const { status, body } = toErrorResponse(error);
+    // Only an error the catalogue does not name is logged; its answer says nothing of it.
+    if (body.error === 'internal') request.log.error({ err: error, url: request.url }, 'request failed');
+    return reply.code(status).send(body);
   });
 
-  app.setNotFoundHandler((request, reply) =>
-    sendError(reply, 404, { error: 'not-found', message: `no route ${request.method} ${request.url.split('?')[0]}` }),
-  );
-
-  app.get('/healthz', async () => ({ ok: true }));
-
-  app.post('/v1/nodes/:nodeId/heartbeat', { onRequest: guard('agent') }, async (request) => {
-    const { nodeId } = parse(nodeParamsSchema, request.params, 'path');
-    const body = parse(heartbeatRequestSchema, request.body, 'body');
-    return service.heartbeat(nodeId, body);
+  app.setNotFoundHandler((request) => {
+    throw new ApiError('not-found', `no route ${request.method} ${request.url.split('?')[0]}`);
   });
 
-  app.delete('/v1/nodes/:nodeId', { onRequest: guard('admin') }, async (request) => {
-    const { nodeId } = parse(nodeParamsSchema, request.params, 'path');
-    const { group } = parse(forgetQuerySchema, request.query, 'query');
-    return service.forget(nodeId, group);
-  });
+  const serve = <R extends (typeof apiRoutes)[keyof typeof apiRoutes]>(route: R, handler: RouteHandler<R>): void =>
+    serveRoute(app, options.auth, route, handler);
 
-  // The body is optional: a bare POST drains the node in every group, without a reason.
-  app.post('/v1/nodes/:nodeId/drain', { onRequest: guard('admin') }, async (request) => {
-    const { nodeId } = parse(nodeParamsSchema, request.params, 'path');
-    const body = parse(drainRequestSchema, request.body ?? {}, 'body');
-    return service.drain(nodeId, body.group, body.reason);
-  });
-
-  app.post('/v1/nodes/:nodeId/undrain', { onRequest: guard('admin') }, async (request) => {
-    const { nodeId } = parse(nodeParamsSchema, request.params, 'path');
-    const body = parse(undrainRequestSchema, request.body ?? {}, 'body');
-    return service.undrain(nodeId, body.group);
-  });
-
-  app.post('/v1/leases', { onRequest: guard('agent') }, async (request, reply) => {
-    const body = parse(leaseRequestSchema, request.body, 'body');
+  serve(apiRoutes.healthz, () => ({ ok: true }) as const);
+  serve(apiRoutes.heartbeat, ({ params, body }) => service.heartbeat(params.nodeId, body));
+  serve(apiRoutes.forget, ({ params, query }) => service.forget(params.nodeId, query.group));
+  serve(apiRoutes.drain, ({ params, body }) => service.drain(params.nodeId, body.group, body.reason));
+  serve(apiRoutes.undrain, ({ params, body }) => service.undrain(params.nodeId, body.group));
+  serve(apiRoutes.acquire, async ({ body }, reply) => {
     const decision = await service.acquire(body);
     if (decision.granted) return decision;
     void reply.header('retry-after', Math.ceil(decision.retryAfterMs / 1_000));
     return reply.code(409).send(decision);
   });
-
-  app.post('/v1/leases/:leaseId/renew', { onRequest: guard('agent') }, async (request) => {
-    const { leaseId } = parse(leaseParamsSchema, request.params, 'path');
-    const body = parse(renewRequestSchema, request.body, 'body');
-    return service.renew(leaseId, body);
-  });
-
-  app.post('/v1/leases/:leaseId/release', { onRequest: guard('agent') }, async (request) => {
-    const { leaseId } = parse(leaseParamsSchema, request.params, 'path');
-    const body = parse(releaseRequestSchema, request.body, 'body');
-    return service.release(leaseId, body);
-  });
-
+  serve(apiRoutes.renew, ({ params, body }) => service.renew(params.leaseId, body));
+  serve(apiRoutes.release, ({ params, body }) => service.release(params.leaseId, body));
   for (const action of groupActions) {
-    app.post(`/v1/groups/:group/${action}`, { onRequest: guard('admin') }, async (request) => {
-      const { group } = parse(groupParamsSchema, request.params, 'path');
-      // The body is optional here: a bare POST pauses without a reason.
-      const body = parse(groupActionRequestSchema, request.body ?? {}, 'body');
-      return service.groupAction(group, action, body.reason);
-    });
+    serve(groupActionRoutes[action], ({ params, body }) => service.groupAction(params.group, action, body.reason));
   }
-
-  app.post('/v1/registry/events', { onRequest: guard('agent') }, async (request) => {
-    const body = parse(registryEnvelopeSchema, request.body, 'body');
-    return service.registryEvents(body);
-  });
-
-  app.get('/v1/status', { onRequest: guard('read') }, async () => service.status());
-
-  app.get('/v1/events', { onRequest: guard('read') }, async (request) => {
-    const query = parse(eventsQuerySchema, request.query, 'query');
+  serve(apiRoutes.registryEvents, ({ body }) => service.registryEvents(body));
+  serve(apiRoutes.status, () => service.status());
+  serve(apiRoutes.events, async ({ query }) => {
     const events = await service.readEvents({
       limit: query.limit,
       ...(query.afterSeq !== undefined ? { afterSeq: query.afterSeq } : { newestFirst: true }),

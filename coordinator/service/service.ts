@@ -14,9 +14,9 @@ import type {
   StatusResponse,
 } from '../../shared/api/v1.js';
 import type { heartbeatRequestSchema } from '../../shared/api/v1.js';
+import { ApiError } from '../../shared/api/errors.js';
 import type { Clock } from '../../shared/clock.js';
 import type { CoordinatorConfig } from '../../shared/config/coordinator.js';
-import { BatonError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { z } from 'zod';
 import { decideDrain, decideUndrain, drainInfoOf } from '../leases/drain.js';
@@ -42,25 +42,25 @@ import { KeyedSerializer } from './group-locks.js';
 export type HeartbeatBody = z.output<typeof heartbeatRequestSchema>;
 
 
-export class NotFoundError extends BatonError {
+export class NotFoundError extends ApiError {
   constructor(message: string) {
-    super('NOT_FOUND', message);
+    super('not-found', message);
   }
 }
 
 /** A renew or release the coordinator refuses: stale fencing token, or a lease that has ended. */
-export class LeaseConflictError extends BatonError {
+export class LeaseConflictError extends ApiError {
   constructor(
     readonly reason: 'stale-token' | 'lease-ended',
     message: string,
   ) {
-    super(reason === 'stale-token' ? 'STALE_TOKEN' : 'LEASE_ENDED', message);
+    super(reason, message);
   }
 }
 
-export class ConflictError extends BatonError {
+export class ConflictError extends ApiError {
   constructor(message: string) {
-    super('CONFLICT', message);
+    super('conflict', message);
   }
 }
 

@@ -1,9 +1,11 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { batonVersion } from '../../shared/version.js';
 import type { Logger } from '../../shared/logger.js';
+import { ApiError, toErrorResponse } from '../../shared/api/errors.js';
+import { apiRoutes } from '../../shared/api/routes.js';
 import { authIsConfigured, authorize, type AuthConfig } from '../http/auth.js';
+import { serveRoute, type CoordinatorApp } from '../http/serve-route.js';
 import { FleetAnalytics } from '../metrics/analytics.js';
 import { createCoordinatorMetrics, type NotificationTotals } from '../metrics/prometheus.js';
 import type { CoordinatorService } from '../service/service.js';
@@ -24,7 +26,6 @@ export interface StatusRoutesOptions {
 }
 
 const pageQuerySchema = z.object({ token: z.string().max(4_096).optional(), signout: z.string().optional() });
-const streamQuerySchema = z.object({ afterSeq: z.coerce.number().int().nonnegative().optional() });
 
 const pageHeaders = {
   'content-type': 'text/html; charset=utf-8',
@@ -42,7 +43,7 @@ const pageHeaders = {
  * (as a bearer token, or the page's session cookie).
  */
 export function registerStatusRoutes(
-  app: FastifyInstance<Server, IncomingMessage, ServerResponse, Logger>,
+  app: CoordinatorApp,
   options: StatusRoutesOptions,
 ): void {
   const { service, auth } = options;
@@ -67,16 +68,9 @@ export function registerStatusRoutes(
     metrics.stop();
   });
 
-  const readGuard = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const verdict = authorize(auth, 'read', presentedToken(request));
-    if (!verdict.allowed) {
-      await reply.code(verdict.status).send({ error: verdict.status === 401 ? 'unauthorized' : 'forbidden', message: verdict.message });
-    }
-  };
-
   const page = (reply: FastifyReply, status: number, html: string): FastifyReply => reply.code(status).headers(pageHeaders).send(html);
 
-  app.get('/', async (request, reply) => {
+  app.get(apiRoutes.statusPage.path, async (request, reply) => {
     const query = pageQuerySchema.safeParse(request.query);
     const { token, signout } = query.success ? query.data : {};
     if (signout !== undefined) {
@@ -101,26 +95,27 @@ export function registerStatusRoutes(
     return page(reply, 200, renderStatusPage({ admin, signedIn, version: batonVersion }));
   });
 
-  app.get('/v1/figures', { onRequest: readGuard }, async () => {
+  serveRoute(app, auth, apiRoutes.figures, async () => {
     await analytics.ready;
     return analytics.figures();
   });
 
-  app.get('/metrics', { onRequest: readGuard }, async (_request, reply) => {
+  serveRoute(app, auth, apiRoutes.metrics, async (_request, reply) => {
     const { contentType, body } = await metrics.render();
     return reply.header('content-type', contentType).header('cache-control', 'no-store').send(body);
   });
 
-  app.get('/v1/events/stream', { onRequest: readGuard }, async (request, reply) => {
-    const query = streamQuerySchema.safeParse(request.query);
+  serveRoute(app, auth, apiRoutes.eventStream, async ({ query }, reply, request) => {
     const lastEventId = Number(request.headers['last-event-id']);
-    const afterSeq = Number.isSafeInteger(lastEventId) && lastEventId >= 0 ? lastEventId : query.success ? query.data.afterSeq : undefined;
+    const afterSeq = Number.isSafeInteger(lastEventId) && lastEventId >= 0 ? lastEventId : query.afterSeq;
     await analytics.ready;
     reply.hijack();
     const accepted = await stream.add(reply.raw, afterSeq);
     if (!accepted) {
-      reply.raw.writeHead(503, { 'content-type': 'application/json', 'retry-after': '10' });
-      reply.raw.end(JSON.stringify({ error: 'internal', message: 'too many status page listeners; try again later' }));
+      // The reply is hijacked: written by hand, with the catalogue's code and status.
+      const { status, body } = toErrorResponse(new ApiError('unavailable', 'too many status page listeners; try again later'));
+      reply.raw.writeHead(status, { 'content-type': 'application/json', 'retry-after': '10' });
+      reply.raw.end(JSON.stringify(body));
     }
   });
 }

@@ -17,7 +17,7 @@ import { serviceSchema } from '../../../shared/config/agent.js';
 import { BatonError } from '../../../shared/errors.js';
 import { type RandomSource } from '../../../shared/random.js';
 import { pino, type Logger } from 'pino';
-import { LeaseLostError } from '../../coordinator/client.js';
+import { LeaseLostError } from '../../coordinator/errors.js';
 import { drainStateSchema, type DrainState, type DrainStateStore } from '../../drain/state.js';
 import type {
   ContainerInfo,
