@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { systemClock } from '../shared/clock.js';
 import { systemRandom } from '../shared/random.js';
@@ -12,21 +11,13 @@ import {
 } from '../shared/config/coordinator.js';
 import { ConfigError, ExitCode } from '../shared/errors.js';
 import { createLogger, type Logger } from '../shared/logger.js';
+import { buildCoordinator, splitHostPort } from './build.js';
 import { authIsConfigured, isLoopbackHost } from './http/auth.js';
-import { createHttpServer } from './http/server.js';
-import { startNotifier } from './notifications/notifier.js';
-import { CoordinatorService } from './service/service.js';
-import { openSqliteStore } from './store/sqlite.js';
 
 const usage = `usage: baton coordinator [--config FILE]
 
 Runs the coordinator: leases, rollouts, status page and HTTP API.
 Settings come from FILE (YAML or JSON) and BATON_* environment variables.`;
-
-export function splitHostPort(listen: string): { host: string; port: number } {
-  const colon = listen.lastIndexOf(':');
-  return { host: listen.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(listen.slice(colon + 1)) };
-}
 
 /** Refuses an open coordinator anywhere but loopback: without tokens, anyone who reaches it could take leases. */
 function checkExposure(config: CoordinatorConfig, logger: Logger): void {
@@ -75,24 +66,13 @@ export async function runCoordinator(argv: string[], environment: NodeJS.Process
   }
 
   const logger = createLogger({ name: 'coordinator', level: config.logLevel });
-  const dataFile = resolve(config.dataFile);
-  mkdirSync(dirname(dataFile), { recursive: true });
-  const store = openSqliteStore(dataFile, { logger });
-  const service = new CoordinatorService({ config, store, clock: systemClock, logger, newId: randomUUID });
-  await service.start();
-  const notifications = startNotifier(service, config.notifications, { clock: systemClock, random: systemRandom, logger });
-  const app = createHttpServer({
-    service,
-    auth: config.auth,
-    logger,
-    bodyLimitBytes: config.bodyLimitBytes,
-    status: { processMetrics: true, ...(notifications ? { notifier: notifications.notifier } : {}) },
-  });
-  const { host, port } = splitHostPort(config.listen);
-  await app.listen({ host, port });
-  const address = app.server.address();
-  const boundPort = typeof address === 'object' && address !== null ? address.port : port;
-  logger.info({ listen: `${host}:${boundPort}`, dataFile }, 'coordinator listening');
+  const coordinator = await buildCoordinator(
+    config,
+    { clock: systemClock, random: systemRandom, logger, newId: randomUUID },
+    { processMetrics: true },
+  );
+  const { host, port } = await coordinator.listen();
+  logger.info({ listen: `${host}:${port}`, dataFile: resolve(config.dataFile) }, 'coordinator listening');
 
   return new Promise<number>((resolveExit) => {
     let stopping = false;
@@ -101,10 +81,7 @@ export async function runCoordinator(argv: string[], environment: NodeJS.Process
       stopping = true;
       logger.info({ signal }, 'coordinator stopping');
       void (async () => {
-        await app.close();
-        await service.stop();
-        await notifications?.stop();
-        await store.close();
+        await coordinator.close();
         resolveExit(ExitCode.ok);
       })();
     };

@@ -17,17 +17,14 @@ import {
 } from '../../shared/api/v1.js';
 import type { Logger } from '../../shared/logger.js';
 import { ConflictError, LeaseConflictError, NotFoundError, type CoordinatorService } from '../service/service.js';
-import { registerStatusRoutes, type StatusRoutesOptions } from '../status-page/routes.js';
-import { presentedToken } from '../status-page/session.js';
 import { authorize, type Access, type AuthConfig } from './auth.js';
+import { presentedToken } from './credentials.js';
 
 export interface HttpServerOptions {
   service: CoordinatorService;
   auth: AuthConfig;
   logger: Logger;
   bodyLimitBytes: number;
-  /** Status page, event stream, figures and metrics settings. */
-  status?: Pick<StatusRoutesOptions, 'processMetrics' | 'notifier' | 'snapshotIntervalMs'>;
 }
 
 /** A request the API refuses before anything is decided; nothing stored changes. */
@@ -68,7 +65,10 @@ function sendError(reply: FastifyReply, status: number, body: ErrorResponse): Fa
   return reply.code(status).send(body);
 }
 
-/** The coordinator's HTTP API v1. Bodies are validated with the shared zod schemas, never trusted. */
+/**
+ * The coordinator's HTTP API v1. Bodies are validated with the shared zod schemas, never
+ * trusted. The status page is a plugin of its own, registered beside it (coordinator/build.ts).
+ */
 export function createHttpServer(options: HttpServerOptions) {
   const { service } = options;
   const app = Fastify({
@@ -187,8 +187,6 @@ export function createHttpServer(options: HttpServerOptions) {
     });
     return { events: query.afterSeq === undefined ? events.reverse() : events };
   });
-
-  registerStatusRoutes(app, { service, auth: options.auth, logger: options.logger, ...options.status });
 
   // JSON only: anything else is 415 rather than a string that fails validation.
   app.removeContentTypeParser('text/plain');
