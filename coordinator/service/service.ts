@@ -292,11 +292,6 @@ export class CoordinatorService {
       .map((state) => groupStatusOf(state, resolvePolicy(this.options.config, state.group.name), this.reports, nowMs));
   }
 
-  /** The clock every decision reads; figures and metrics measure time with it too. */
-  get clock(): Clock {
-    return this.options.clock;
-  }
-
   readEvents(query: { afterSeq?: number; group?: string; limit: number; newestFirst?: boolean }): Promise<BatonEvent[]> {
     return this.options.store.readEvents(query);
   }
