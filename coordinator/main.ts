@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { systemClock } from '../shared/clock.js';
 import { systemRandom } from '../shared/random.js';
 import { loadConfig } from '../shared/config/load.js';
+import { parseDaemonArgs } from '../shared/daemon-args.js';
 import {
   coordinatorConfigSchema,
   coordinatorEnvironmentOverrides,
@@ -35,18 +35,9 @@ function checkExposure(config: CoordinatorConfig, logger: Logger): void {
 }
 
 export async function runCoordinator(argv: string[], environment: NodeJS.ProcessEnv): Promise<number> {
-  let configPath: string | undefined;
-  try {
-    const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
-    if (values.help) {
-      process.stdout.write(`${usage}\n`);
-      return ExitCode.ok;
-    }
-    configPath = values.config;
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n${usage}\n`);
-    return ExitCode.usage;
-  }
+  const args = parseDaemonArgs(argv, usage);
+  if (!args.run) return args.exitCode;
+  const { configPath } = args;
 
   let config: CoordinatorConfig;
   const bootLogger = createLogger({ name: 'coordinator' });
