@@ -1,8 +1,8 @@
 // First: keeps dockerode's unused ssh2 and gRPC dependencies unloaded (agent/lean-modules.ts).
 import './lean-modules.js';
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { systemClock } from '../shared/clock.js';
+import { parseDaemonArgs } from '../shared/daemon-args.js';
 import type { AgentConfig } from '../shared/config/agent.js';
 import { ConfigError, ExitCode } from '../shared/errors.js';
 import { createLogger } from '../shared/logger.js';
@@ -47,18 +47,9 @@ function readSecretFile(path: string, field: string): string {
 }
 
 export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): Promise<number> {
-  let configPath: string | undefined;
-  try {
-    const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
-    if (values.help) {
-      process.stdout.write(`${usage}\n`);
-      return ExitCode.ok;
-    }
-    configPath = values.config;
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n${usage}\n`);
-    return ExitCode.usage;
-  }
+  const args = parseDaemonArgs(argv, usage);
+  if (!args.run) return args.exitCode;
+  const { configPath } = args;
 
   let startup: Exclude<StartupConfig, { kind: 'invalid' }>;
   let config: AgentConfig;

@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
 import { systemClock } from '../shared/clock.js';
 import { systemRandom } from '../shared/random.js';
 import { loadConfig } from '../shared/config/load.js';
+import { parseDaemonArgs } from '../shared/daemon-args.js';
 import {
   coordinatorConfigSchema,
   coordinatorEnvironmentOverrides,
@@ -12,26 +11,19 @@ import {
 } from '../shared/config/coordinator.js';
 import { ConfigError, ExitCode } from '../shared/errors.js';
 import { createLogger, type Logger } from '../shared/logger.js';
+import { parseHostPort } from '../shared/host-port.js';
+import { buildCoordinator } from './build.js';
 import { authIsConfigured, isLoopbackHost } from './http/auth.js';
-import { createHttpServer } from './http/server.js';
-import { startNotifier } from './notifications/notifier.js';
-import { CoordinatorService } from './service/service.js';
-import { openSqliteStore } from './store/sqlite.js';
 
 const usage = `usage: baton coordinator [--config FILE]
 
 Runs the coordinator: leases, rollouts, status page and HTTP API.
 Settings come from FILE (YAML or JSON) and BATON_* environment variables.`;
 
-export function splitHostPort(listen: string): { host: string; port: number } {
-  const colon = listen.lastIndexOf(':');
-  return { host: listen.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(listen.slice(colon + 1)) };
-}
-
 /** Refuses an open coordinator anywhere but loopback: without tokens, anyone who reaches it could take leases. */
 function checkExposure(config: CoordinatorConfig, logger: Logger): void {
   if (authIsConfigured(config.auth)) return;
-  const { host } = splitHostPort(config.listen);
+  const { host } = parseHostPort(config.listen);
   if (!isLoopbackHost(host)) {
     throw new ConfigError('configuration', [
       {
@@ -44,18 +36,9 @@ function checkExposure(config: CoordinatorConfig, logger: Logger): void {
 }
 
 export async function runCoordinator(argv: string[], environment: NodeJS.ProcessEnv): Promise<number> {
-  let configPath: string | undefined;
-  try {
-    const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
-    if (values.help) {
-      process.stdout.write(`${usage}\n`);
-      return ExitCode.ok;
-    }
-    configPath = values.config;
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n${usage}\n`);
-    return ExitCode.usage;
-  }
+  const args = parseDaemonArgs(argv, usage);
+  if (!args.run) return args.exitCode;
+  const { configPath } = args;
 
   let config: CoordinatorConfig;
   const bootLogger = createLogger({ name: 'coordinator' });
@@ -75,24 +58,13 @@ export async function runCoordinator(argv: string[], environment: NodeJS.Process
   }
 
   const logger = createLogger({ name: 'coordinator', level: config.logLevel });
-  const dataFile = resolve(config.dataFile);
-  mkdirSync(dirname(dataFile), { recursive: true });
-  const store = openSqliteStore(dataFile, { logger });
-  const service = new CoordinatorService({ config, store, clock: systemClock, logger, newId: randomUUID });
-  await service.start();
-  const notifications = startNotifier(service, config.notifications, { clock: systemClock, random: systemRandom, logger });
-  const app = createHttpServer({
-    service,
-    auth: config.auth,
-    logger,
-    bodyLimitBytes: config.bodyLimitBytes,
-    status: { processMetrics: true, ...(notifications ? { notifier: notifications.notifier } : {}) },
-  });
-  const { host, port } = splitHostPort(config.listen);
-  await app.listen({ host, port });
-  const address = app.server.address();
-  const boundPort = typeof address === 'object' && address !== null ? address.port : port;
-  logger.info({ listen: `${host}:${boundPort}`, dataFile }, 'coordinator listening');
+  const coordinator = await buildCoordinator(
+    config,
+    { clock: systemClock, random: systemRandom, logger, newId: randomUUID },
+    { processMetrics: true },
+  );
+  const { host, port } = await coordinator.listen();
+  logger.info({ listen: `${host}:${port}`, dataFile: resolve(config.dataFile) }, 'coordinator listening');
 
   return new Promise<number>((resolveExit) => {
     let stopping = false;
@@ -101,10 +73,7 @@ export async function runCoordinator(argv: string[], environment: NodeJS.Process
       stopping = true;
       logger.info({ signal }, 'coordinator stopping');
       void (async () => {
-        await app.close();
-        await service.stop();
-        await notifications?.stop();
-        await store.close();
+        await coordinator.close();
         resolveExit(ExitCode.ok);
       })();
     };

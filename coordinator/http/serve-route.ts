@@ -4,10 +4,11 @@ import type { z } from 'zod';
 import { ApiError } from '../../shared/api/errors.js';
 import type { ApiRoute } from '../../shared/api/routes.js';
 import type { Logger } from '../../shared/logger.js';
-import { presentedToken } from '../status-page/session.js';
+import { presentedToken } from './credentials.js';
 import { requireAccess, type AuthConfig } from './auth.js';
 
-export type CoordinatorApp = FastifyInstance<Server, IncomingMessage, ServerResponse, Logger>;
+/** The API's app, or a plugin's encapsulated context (whose logger is fastify's base type). */
+export type CoordinatorApp = FastifyInstance<Server, IncomingMessage, ServerResponse, Logger> | FastifyInstance;
 
 type Output<S> = S extends z.ZodType ? z.output<S> : undefined;
 

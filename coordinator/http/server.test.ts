@@ -3,13 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiRoutes, errorResponseSchema, pathOf, type ApiRoute } from '../../shared/api/v1.js';
-import { coordinatorConfigSchema } from '../../shared/config/coordinator.js';
-import { silentLogger } from '../../shared/logger.js';
-import { ManualClock } from '../../shared/testing/clock.js';
-import { CoordinatorService } from '../service/service.js';
-import { openSqliteStore } from '../store/sqlite.js';
-import type { Store } from '../store/store.js';
-import { createHttpServer, type CoordinatorHttpServer } from './server.js';
+import type { Coordinator } from '../build.js';
+import { buildTestCoordinator } from '../testing/coordinator.js';
+import type { CoordinatorHttpServer } from './server.js';
 
 const agentToken = 'agent-token-0123456789';
 const adminToken = 'admin-token-0123456789';
@@ -18,23 +14,17 @@ const urlOf = (route: ApiRoute) => pathOf(route, { params: { nodeId: 'ghost', le
 
 describe('the coordinator serves the route table', () => {
   let dir: string;
-  let store: Store;
-  let service: CoordinatorService;
+  let coordinator: Coordinator;
   let app: CoordinatorHttpServer;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'baton-http-'));
-    const config = coordinatorConfigSchema.parse({ listen: '127.0.0.1:0', dataFile: join(dir, 'baton.db') });
-    store = openSqliteStore(config.dataFile, { logger: silentLogger() });
-    service = new CoordinatorService({ config, store, clock: new ManualClock(1_000), logger: silentLogger(), newId: () => 'id' });
-    await service.start();
     const auth = { agentTokens: [agentToken], adminToken, publicStatus: false };
-    app = createHttpServer({ service, auth, logger: silentLogger(), bodyLimitBytes: 4_096 });
+    coordinator = await buildTestCoordinator(join(dir, 'baton.db'), { config: { auth, bodyLimitBytes: 4_096 } });
+    app = coordinator.app;
   });
   afterAll(async () => {
-    await app.close();
-    await service.stop();
-    await store.close();
+    await coordinator.close();
     rmSync(dir, { recursive: true, force: true });
   });
 

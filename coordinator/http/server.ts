@@ -4,7 +4,6 @@ import { groupActions } from '../../shared/api/operator-messages.js';
 import { apiRoutes, groupActionRoutes } from '../../shared/api/routes.js';
 import type { Logger } from '../../shared/logger.js';
 import type { CoordinatorService } from '../service/service.js';
-import { registerStatusRoutes, type StatusRoutesOptions } from '../status-page/routes.js';
 import type { AuthConfig } from './auth.js';
 import { serveRoute, type RouteHandler } from './serve-route.js';
 
@@ -13,11 +12,12 @@ export interface HttpServerOptions {
   auth: AuthConfig;
   logger: Logger;
   bodyLimitBytes: number;
-  /** Status page, event stream, figures and metrics settings. */
-  status?: Pick<StatusRoutesOptions, 'processMetrics' | 'notifier' | 'snapshotIntervalMs'>;
 }
 
-/** The coordinator's HTTP API v1. Bodies are validated with the shared zod schemas, never trusted. */
+/**
+ * The coordinator's HTTP API v1. Bodies are validated with the shared zod schemas, never
+ * trusted. The status page is a plugin of its own, registered beside it (coordinator/build.ts).
+ */
 export function createHttpServer(options: HttpServerOptions) {
   const { service } = options;
   const app = Fastify({
@@ -72,7 +72,6 @@ export function createHttpServer(options: HttpServerOptions) {
     return { events: query.afterSeq === undefined ? events.reverse() : events };
   });
 
-  registerStatusRoutes(app, { service, auth: options.auth, logger: options.logger, ...options.status });
 
   // JSON only: anything else is 415 rather than a string that fails validation.
   app.removeContentTypeParser('text/plain');

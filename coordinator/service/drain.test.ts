@@ -3,27 +3,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { heartbeatRequestSchema } from '../../shared/api/v1.js';
-import { coordinatorConfigSchema } from '../../shared/config/coordinator.js';
-import { silentLogger } from '../../shared/logger.js';
-import { openSqliteStore } from '../store/sqlite.js';
-import type { Store } from '../store/store.js';
-import { ConflictError, CoordinatorService, NotFoundError } from './service.js';
-import { ManualClock } from '../../shared/testing/clock.js';
+import type { Coordinator } from '../build.js';
+import { buildTestCoordinator } from '../testing/coordinator.js';
+import { ConflictError, NotFoundError, type CoordinatorService } from './service.js';
 
 const beat = (group: string) =>
   heartbeatRequestSchema.parse({ group, host: 'h', image: '127.0.0.1:5000/app:latest', currentDigest: null, health: 'healthy', agentVersion: '0.1.0' });
 
 describe('CoordinatorService drain and undrain', () => {
   let dir: string;
-  let store: Store;
+  let coordinator: Coordinator;
   let service: CoordinatorService;
   let ids = 0;
 
   const start = async () => {
-    store = openSqliteStore(join(dir, 'baton.db'), { logger: silentLogger() });
-    const config = coordinatorConfigSchema.parse({ listen: '127.0.0.1:0', dataFile: join(dir, 'baton.db') });
-    service = new CoordinatorService({ config, store, clock: new ManualClock(1_000), logger: silentLogger(), newId: () => `id-${(ids += 1)}` });
-    await service.start();
+    coordinator = await buildTestCoordinator(join(dir, 'baton.db'), { newId: () => `id-${(ids += 1)}` });
+    service = coordinator.service;
   };
   const drainedOf = async (nodeId: string) =>
     (await service.status()).groups.flatMap((g) => g.nodes.filter((n) => n.nodeId === nodeId).map((n) => [g.name, n.drained]));
@@ -34,8 +29,7 @@ describe('CoordinatorService drain and undrain', () => {
     for (const node of ['n1', 'n2']) for (const group of ['web', 'api']) await service.heartbeat(node, beat(group));
   });
   afterEach(async () => {
-    await service.stop();
-    await store.close();
+    await coordinator.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -49,8 +43,7 @@ describe('CoordinatorService drain and undrain', () => {
       ],
     });
     expect((await service.drain('n1', 'web', 'other')).groups).toEqual([{ group: 'web', drained: { reason: 'disk swap', sinceMs: 1_000 }, changed: false }]);
-    await service.stop();
-    await store.close();
+    await coordinator.close();
     await start();
     expect(await drainedOf('n1')).toEqual([
       ['api', { reason: 'disk swap', sinceMs: 1_000 }],

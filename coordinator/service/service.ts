@@ -20,9 +20,8 @@ import type { CoordinatorConfig } from '../../shared/config/coordinator.js';
 import type { Logger } from '../../shared/logger.js';
 import type { z } from 'zod';
 import { decideDrain, decideUndrain, drainInfoOf } from '../leases/drain.js';
-import { effectiveMaxUnavailable, resolvePolicy } from '../leases/policy.js';
+import { resolvePolicy } from '../leases/policy.js';
 import {
-  currentRollout,
   decideAcquire,
   decideForget,
   decideGroupAction,
@@ -30,17 +29,19 @@ import {
   decideRelease,
   decideRenew,
   expireLeases,
-  isSilent,
-  progressOf,
 } from '../leases/rules.js';
 import { applyChanges, emptyGroupState } from '../state/apply.js';
-import type { Change, GroupState, LeaseRecord, NodeRecord } from '../state/model.js';
+import type { Change, GroupState, LeaseRecord } from '../state/model.js';
 import type { Store } from '../store/store.js';
+import { EventFeed } from './event-feed.js';
+import { groupStatusOf } from './group-status.js';
 import { repositoryOfImage, tagOfImage } from './images.js';
 import { KeyedSerializer } from './group-locks.js';
+import { NodeReports } from './node-reports.js';
+import { startSweeps, type RunningSweeps } from './sweeps.js';
+import { UnsavedHeartbeats } from './unsaved-heartbeats.js';
 
 export type HeartbeatBody = z.output<typeof heartbeatRequestSchema>;
-
 
 export class NotFoundError extends ApiError {
   constructor(message: string) {
@@ -71,9 +72,9 @@ export interface CoordinatorServiceOptions {
   logger: Logger;
   /** New lease and rollout ids; crypto.randomUUID in production. */
   newId: () => string;
-  /** How often soft heartbeat state is written to the store. */
+  /** How often soft heartbeat state is written to the store (time of `clock`). */
   heartbeatFlushIntervalMs?: number;
-  /** How often expired leases are swept even when no request touches their group. */
+  /** How often expired leases are swept even when no request touches their group (time of `clock`). */
   expirySweepIntervalMs?: number;
   recentEventCount?: number;
 }
@@ -86,18 +87,17 @@ export interface CoordinatorServiceOptions {
 export class CoordinatorService {
   private readonly groups = new Map<string, GroupState>();
   private readonly serializer = new KeyedSerializer();
-  private readonly pendingPolls = new Map<string, Set<string>>();
-  private readonly unsavedHeartbeats = new Map<string, NodeRecord>();
-  /** What each node's last heartbeat said is wrong with its config file: soft state, never stored. */
-  private readonly configProblems = new Map<string, string>();
-  /** Why each node's service is not healthy, as its last heartbeat said: soft state, resent with every beat. */
-  private readonly healthReasons = new Map<string, string>();
-  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly reports: NodeReports;
+  private readonly unsavedHeartbeats: UnsavedHeartbeats;
+  private readonly feed: EventFeed;
+  private sweeps: RunningSweeps | undefined;
   private readonly recentEventCount: number;
-  private readonly eventListeners = new Set<(events: BatonEvent[]) => void>();
 
   constructor(private readonly options: CoordinatorServiceOptions) {
     this.recentEventCount = options.recentEventCount ?? 50;
+    this.reports = new NodeReports(options.logger);
+    this.unsavedHeartbeats = new UnsavedHeartbeats(options.store, options.logger);
+    this.feed = new EventFeed(options.logger);
   }
 
   /** Loads every group from the store and starts the background sweeps. */
@@ -106,35 +106,32 @@ export class CoordinatorService {
       const state = await this.options.store.loadGroup(name);
       if (state) this.groups.set(name, state);
     }
-    const flushMs = this.options.heartbeatFlushIntervalMs ?? 2_000;
-    const sweepMs = this.options.expirySweepIntervalMs ?? 1_000;
-    this.timers.push(setInterval(() => void this.flushHeartbeats(), flushMs).unref());
-    this.timers.push(setInterval(() => void this.sweepExpiredLeases(), sweepMs).unref());
+    this.sweeps = startSweeps(this.options.clock, this.options.logger, [
+      { name: 'heartbeat-flush', intervalMs: this.options.heartbeatFlushIntervalMs ?? 2_000, run: () => this.unsavedHeartbeats.flush() },
+      { name: 'lease-expiry', intervalMs: this.options.expirySweepIntervalMs ?? 1_000, run: () => this.sweepExpiredLeases() },
+    ]);
   }
 
+  /** Stops the sweeps (waiting for a run in progress) and writes the heartbeats not yet saved. */
   async stop(): Promise<void> {
-    for (const timer of this.timers) clearInterval(timer);
-    await this.flushHeartbeats();
+    await this.sweeps?.stop();
+    this.sweeps = undefined;
+    await this.unsavedHeartbeats.flush();
   }
 
   /** Called with the events of every committed decision (for the status page's live feed). */
   onEvents(listener: (events: BatonEvent[]) => void): () => void {
-    this.eventListeners.add(listener);
-    return () => this.eventListeners.delete(listener);
+    return this.feed.onEvents(listener);
   }
 
   // ---- Agent requests
 
   heartbeat(nodeId: string, body: HeartbeatBody): Promise<HeartbeatResponse> {
     return this.withGroup(body.group, async (state, nowMs) => {
-      const pending = this.pendingPolls.get(body.group);
-      const pollNow = pending?.delete(nodeId) ?? false;
+      const pollNow = this.reports.takePoll(body.group, nodeId);
       const decision = decideHeartbeat(state, nodeId, body, nowMs, pollNow, this.options.config.heartbeatIntervalMs);
       await this.commit(state, decision.changes);
-      this.noteConfigProblem(body.group, nodeId, body.configProblem ?? null);
-      const key = heartbeatKey(body.group, nodeId);
-      if (body.healthReason === undefined || body.healthReason === null || body.health === 'healthy') this.healthReasons.delete(key);
-      else this.healthReasons.set(key, body.healthReason);
+      this.reports.noteHeartbeat(body.group, nodeId, body);
       return decision.result;
     });
   }
@@ -184,7 +181,7 @@ export class CoordinatorService {
       await this.commit(state, decision.changes);
       if (decision.result.kind === 'conflict') throw new ConflictError(decision.result.message);
       // A rollback or retry is a new rollout: every node looks now instead of at its next poll.
-      if (action === 'rollback' || action === 'retry') for (const nodeId of state.nodes.keys()) this.pollSet(group).add(nodeId);
+      if (action === 'rollback' || action === 'retry') for (const nodeId of state.nodes.keys()) this.reports.requestPoll(group, nodeId);
       return decision.result.response;
     });
   }
@@ -196,9 +193,8 @@ export class CoordinatorService {
       await this.withGroup(name, async (state, nowMs) => {
         const decision = decideForget(state, nodeId, nowMs);
         await this.commit(state, decision.changes);
-        this.unsavedHeartbeats.delete(heartbeatKey(name, nodeId));
-        this.configProblems.delete(heartbeatKey(name, nodeId));
-        this.healthReasons.delete(heartbeatKey(name, nodeId));
+        this.unsavedHeartbeats.forget(name, nodeId);
+        this.reports.forget(name, nodeId);
       });
     }
     return { nodeId, groups };
@@ -249,7 +245,7 @@ export class CoordinatorService {
         await this.commit(state, decision.changes);
         if (decision.result.kind === 'not-found') throw new NotFoundError(decision.result.message);
         // Back in service: look at the tag now rather than at the next scheduled poll.
-        if (decision.result.ended !== undefined) this.pollSet(name).add(nodeId);
+        if (decision.result.ended !== undefined) this.reports.requestPoll(name, nodeId);
         answer.groups.push({ group: name, drained: null, changed: decision.result.ended !== undefined });
       });
     }
@@ -270,7 +266,7 @@ export class CoordinatorService {
         for (const node of state.nodes.values()) {
           if (repositoryOfImage(node.image) !== target.repository) continue;
           if (target.tag !== undefined && tagOfImage(node.image) !== target.tag) continue;
-          this.pollSet(state.group.name).add(node.nodeId);
+          this.reports.requestPoll(state.group.name, node.nodeId);
           groupsToPoll.add(state.group.name);
         }
       }
@@ -293,12 +289,7 @@ export class CoordinatorService {
   groupStatuses(nowMs: number = this.options.clock.nowMs()): StatusResponse['groups'] {
     return [...this.groups.values()]
       .sort((a, b) => a.group.name.localeCompare(b.group.name))
-      .map((state) => this.groupStatus(state, nowMs));
-  }
-
-  /** The clock every decision reads; figures and metrics measure time with it too. */
-  get clock(): Clock {
-    return this.options.clock;
+      .map((state) => groupStatusOf(state, resolvePolicy(this.options.config, state.group.name), this.reports, nowMs));
   }
 
   readEvents(query: { afterSeq?: number; group?: string; limit: number; newestFirst?: boolean }): Promise<BatonEvent[]> {
@@ -306,65 +297,6 @@ export class CoordinatorService {
   }
 
   // ---- Internals
-
-  private groupStatus(state: GroupState, nowMs: number): StatusResponse['groups'][number] {
-    const policy = resolvePolicy(this.options.config, state.group.name);
-    const rollout = currentRollout(state);
-    return {
-      name: state.group.name,
-      paused: state.group.paused,
-      policy: {
-        maxUnavailable: policy.maxUnavailable,
-        effectiveMaxUnavailable: effectiveMaxUnavailable(policy, state.nodes.size),
-        leaseTtlMs: policy.leaseTtlMs,
-        heartbeatMissLimitMs: policy.heartbeatMissLimitMs,
-      },
-      rollout: rollout ? { ...rollout, progress: progressOf(state, rollout) } : null,
-      nodes: [...state.nodes.values()]
-        .sort((a, b) => a.nodeId.localeCompare(b.nodeId))
-        .map((node) => ({
-          nodeId: node.nodeId,
-          group: node.group,
-          host: node.host,
-          image: node.image,
-          currentDigest: node.currentDigest,
-          health: node.health,
-          step: node.step,
-          agentVersion: node.agentVersion,
-          lastHeartbeatMs: node.lastHeartbeatMs,
-          silent: isSilent(node, policy, nowMs),
-          configProblem: this.configProblems.get(heartbeatKey(node.group, node.nodeId)) ?? null,
-          healthReason: this.healthReasons.get(heartbeatKey(node.group, node.nodeId)) ?? null,
-          drained: drainInfoOf(state.activeDrains.get(node.nodeId)),
-        })),
-      leases: [...state.activeLeases.values()].map((lease) => ({
-        leaseId: lease.leaseId,
-        group: lease.group,
-        nodeId: lease.nodeId,
-        targetDigest: lease.targetDigest,
-        fencingToken: lease.fencingToken,
-        grantedAtMs: lease.grantedAtMs,
-        expiresAtMs: lease.expiresAtMs,
-        timeLeftMs: Math.max(0, lease.expiresAtMs - nowMs),
-      })),
-    };
-  }
-
-  /** Keeps (or clears) a node's reported config problem, logging when it appears or goes away. */
-  private noteConfigProblem(group: string, nodeId: string, problem: string | null): void {
-    const key = heartbeatKey(group, nodeId);
-    const before = this.configProblems.get(key);
-    if (problem === null) {
-      if (before === undefined) return;
-      this.configProblems.delete(key);
-      this.options.logger.info({ group, node: nodeId }, 'node runs on a valid config again');
-      return;
-    }
-    this.configProblems.set(key, problem);
-    if (before !== problem) {
-      this.options.logger.warn({ group, node: nodeId, configProblem: problem }, 'node runs on its last known good config: its config file is invalid');
-    }
-  }
 
   /** The groups `nodeId` belongs to (only `group`, if given); NotFoundError when none. */
   private groupsOfNode(nodeId: string, group: string | undefined): string[] {
@@ -376,15 +308,6 @@ export class CoordinatorService {
       throw new NotFoundError(`unknown node ${JSON.stringify(nodeId)}${group === undefined ? '' : ` in group ${JSON.stringify(group)}`}`);
     }
     return groups;
-  }
-
-  private pollSet(group: string): Set<string> {
-    let set = this.pendingPolls.get(group);
-    if (!set) {
-      set = new Set();
-      this.pendingPolls.set(group, set);
-    }
-    return set;
   }
 
   private async findLeaseOrThrow(leaseId: string): Promise<LeaseRecord> {
@@ -431,52 +354,8 @@ export class CoordinatorService {
     }
     applyChanges(state, batch);
     this.groups.set(state.group.name, state);
-    for (const change of batch) {
-      if (change.kind === 'heartbeat') this.unsavedHeartbeats.set(heartbeatKey(change.node.group, change.node.nodeId), change.node);
-      if (change.kind === 'put-node') this.unsavedHeartbeats.delete(heartbeatKey(change.node.group, change.node.nodeId));
-    }
-    for (const event of events) this.logEvent(event);
-    if (events.length > 0) for (const listener of this.eventListeners) listener(events);
-  }
-
-  private logEvent(event: BatonEvent): void {
-    this.options.logger.info(
-      {
-        event: event.type,
-        seq: event.seq,
-        group: event.group,
-        node: event.nodeId ?? undefined,
-        digest: event.digest ?? undefined,
-        leaseId: event.leaseId ?? undefined,
-        fencingToken: event.fencingToken ?? undefined,
-        reason: event.reason ?? undefined,
-        outcome: event.outcome ?? undefined,
-      },
-      event.message ?? event.type,
-    );
-  }
-
-  /**
-   * Writes soft heartbeat state in small chunks, yielding between them: the store is
-   * synchronous, and one large batch would hold up grants for tens of milliseconds.
-   */
-  private async flushHeartbeats(): Promise<void> {
-    if (this.unsavedHeartbeats.size === 0) return;
-    const nodes = [...this.unsavedHeartbeats.values()];
-    this.unsavedHeartbeats.clear();
-    for (let start = 0; start < nodes.length; start += heartbeatFlushChunk) {
-      const chunk = nodes.slice(start, start + heartbeatFlushChunk);
-      try {
-        await this.options.store.saveHeartbeats(chunk);
-      } catch (error) {
-        this.options.logger.warn({ err: error, nodes: chunk.length }, 'could not save heartbeats; will retry');
-        for (const node of chunk) {
-          const key = heartbeatKey(node.group, node.nodeId);
-          if (!this.unsavedHeartbeats.has(key)) this.unsavedHeartbeats.set(key, node);
-        }
-      }
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
+    this.unsavedHeartbeats.note(batch);
+    this.feed.publish(events);
   }
 
   private async sweepExpiredLeases(): Promise<void> {
@@ -491,12 +370,6 @@ export class CoordinatorService {
       }
     }
   }
-}
-
-const heartbeatFlushChunk = 250;
-
-function heartbeatKey(group: string, nodeId: string): string {
-  return `${group}\u0000${nodeId}`;
 }
 
 function groupAfter(state: GroupState, changes: Change[]): GroupState['group'] {

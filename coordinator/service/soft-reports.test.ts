@@ -3,12 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { heartbeatRequestSchema } from '../../shared/api/v1.js';
-import { coordinatorConfigSchema } from '../../shared/config/coordinator.js';
-import { silentLogger } from '../../shared/logger.js';
-import { openSqliteStore } from '../store/sqlite.js';
-import type { Store } from '../store/store.js';
-import { CoordinatorService } from './service.js';
-import { ManualClock } from '../../shared/testing/clock.js';
+import type { Coordinator } from '../build.js';
+import { buildTestCoordinator } from '../testing/coordinator.js';
+import type { CoordinatorService } from './service.js';
 
 const beat = (configProblem?: string | null) =>
   heartbeatRequestSchema.parse({
@@ -23,14 +20,12 @@ const beat = (configProblem?: string | null) =>
 
 describe('a node\'s config problem (soft state)', () => {
   let dir: string;
-  let store: Store;
+  let coordinator: Coordinator;
   let service: CoordinatorService;
-  const config = () => coordinatorConfigSchema.parse({ listen: '127.0.0.1:0', dataFile: join(dir, 'baton.db') });
 
   const start = async () => {
-    store = openSqliteStore(join(dir, 'baton.db'), { logger: silentLogger() });
-    service = new CoordinatorService({ config: config(), store, clock: new ManualClock(1_000), logger: silentLogger(), newId: () => 'id' });
-    await service.start();
+    coordinator = await buildTestCoordinator(join(dir, 'baton.db'), { newId: () => 'id' });
+    service = coordinator.service;
   };
   const problemOf = async (nodeId: string) =>
     (await service.status()).groups.flatMap((g) => g.nodes).find((n) => n.nodeId === nodeId)?.configProblem;
@@ -40,8 +35,7 @@ describe('a node\'s config problem (soft state)', () => {
     await start();
   });
   afterEach(async () => {
-    await service.stop();
-    await store.close();
+    await coordinator.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -59,8 +53,7 @@ describe('a node\'s config problem (soft state)', () => {
 
   it('keeps it in memory only: a restarted coordinator knows it again at the next heartbeat', async () => {
     await service.heartbeat('web-1', beat('bad'));
-    await service.stop();
-    await store.close();
+    await coordinator.close();
     await start();
     expect(await problemOf('web-1')).toBeNull(); // the node is known (stored), its problem is not
     await service.heartbeat('web-1', beat('bad'));
@@ -77,19 +70,16 @@ describe('a node\'s config problem (soft state)', () => {
 
 describe('why a node is not healthy (soft state)', () => {
   let dir: string;
-  let store: Store;
+  let coordinator: Coordinator;
   let service: CoordinatorService;
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'baton-health-reason-'));
-    store = openSqliteStore(join(dir, 'baton.db'), { logger: silentLogger() });
-    const config = coordinatorConfigSchema.parse({ listen: '127.0.0.1:0', dataFile: join(dir, 'baton.db') });
-    service = new CoordinatorService({ config, store, clock: new ManualClock(1_000), logger: silentLogger(), newId: () => 'id' });
-    await service.start();
+    coordinator = await buildTestCoordinator(join(dir, 'baton.db'), { newId: () => 'id' });
+    service = coordinator.service;
   });
   afterEach(async () => {
-    await service.stop();
-    await store.close();
+    await coordinator.close();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -3,7 +3,7 @@ import { Script } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { clientScript } from './client.js';
 import { renderSignInPage, renderStatusPage, statusPageCsp } from './page.js';
-import { cookieValue } from './session.js';
+import { cookieValue } from '../http/credentials.js';
 
 const hashOf = (text: string) => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
 

@@ -1,26 +1,30 @@
-import type { FastifyReply } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { z } from 'zod';
+import type { StatusResponse } from '../../shared/api/v1.js';
+import type { Clock } from '../../shared/clock.js';
 import { batonVersion } from '../../shared/version.js';
 import type { Logger } from '../../shared/logger.js';
 import { ApiError, toErrorResponse } from '../../shared/api/errors.js';
 import { apiRoutes } from '../../shared/api/routes.js';
 import { authIsConfigured, authorize, type AuthConfig } from '../http/auth.js';
-import { serveRoute, type CoordinatorApp } from '../http/serve-route.js';
-import { FleetAnalytics } from '../metrics/analytics.js';
-import { createCoordinatorMetrics, type NotificationTotals } from '../metrics/prometheus.js';
-import type { CoordinatorService } from '../service/service.js';
+import { cookieValue, presentedToken, sessionCookieName } from '../http/credentials.js';
+import { serveRoute } from '../http/serve-route.js';
+import type { FleetAnalytics } from '../metrics/analytics.js';
+import type { CoordinatorMetrics } from '../metrics/prometheus.js';
 import { renderSignInPage, renderStatusPage, statusPageCsp } from './page.js';
-import { clearedSessionCookie, cookieValue, presentedToken, sessionCookie, sessionCookieName } from './session.js';
-import { StatusStream } from './stream.js';
+import { clearedSessionCookie, sessionCookie } from './session.js';
+import { StatusStream, type StatusStreamOptions } from './stream.js';
 
-export interface StatusRoutesOptions {
-  service: CoordinatorService;
+export interface StatusPageOptions {
+  /** The coordinator's state and its events, as the page and its live feed show them. */
+  service: StatusStreamOptions['source'] & { status(): Promise<StatusResponse> };
   auth: AuthConfig;
   logger: Logger;
-  /** Turns on Node.js process metrics in GET /metrics. */
-  processMetrics?: boolean;
-  /** Its delivery totals appear in GET /metrics. */
-  notifier?: NotificationTotals;
+  clock: Clock;
+  /** Deployment figures; the coordinator owns them (and stops them). */
+  analytics: FleetAnalytics;
+  /** Prometheus metrics; the coordinator owns them (and stops them). */
+  metrics: CoordinatorMetrics;
   /** How often the event stream sends a snapshot while someone listens. */
   snapshotIntervalMs?: number;
 }
@@ -37,36 +41,25 @@ const pageHeaders = {
 };
 
 /**
- * What operators look at: the status page (GET /), its live feed (GET /v1/events/stream),
- * deployment figures (GET /v1/figures) and Prometheus metrics (GET /metrics). Every one
- * reads like GET /v1/status: public when auth.publicStatus, else with any valid token
- * (as a bearer token, or the page's session cookie).
+ * What operators look at, as a fastify plugin (encapsulated: its hooks stay in its own
+ * context): the status page (GET /), its live feed (GET /v1/events/stream), deployment
+ * figures (GET /v1/figures) and Prometheus metrics (GET /metrics). Every one reads like
+ * GET /v1/status: public when auth.publicStatus, else with any valid token (as a bearer
+ * token, or the page's session cookie).
  */
-export function registerStatusRoutes(
-  app: CoordinatorApp,
-  options: StatusRoutesOptions,
-): void {
-  const { service, auth } = options;
+export const statusPage: FastifyPluginAsync<StatusPageOptions> = async (app, options) => {
+  const { service, auth, analytics, metrics } = options;
   const logger = options.logger.child({ component: 'status' });
-  const analytics = new FleetAnalytics(service, service.clock, logger);
-  const metrics = createCoordinatorMetrics({
-    source: service,
-    analytics,
-    ...(options.notifier ? { notifier: options.notifier } : {}),
-    ...(options.processMetrics !== undefined ? { processMetrics: options.processMetrics } : {}),
-  });
   const stream = new StatusStream({
     snapshot: async () => ({ status: await service.status(), figures: analytics.figures() }),
     source: service,
     logger,
+    clock: options.clock,
     ...(options.snapshotIntervalMs !== undefined ? { intervalMs: options.snapshotIntervalMs } : {}),
   });
 
+  // Before the server closes: ends the live feeds, which would otherwise hold it open.
   app.addHook('preClose', async () => stream.close());
-  app.addHook('onClose', async () => {
-    analytics.stop();
-    metrics.stop();
-  });
 
   const page = (reply: FastifyReply, status: number, html: string): FastifyReply => reply.code(status).headers(pageHeaders).send(html);
 
@@ -118,4 +111,4 @@ export function registerStatusRoutes(
       reply.raw.end(JSON.stringify(body));
     }
   });
-}
+};

@@ -1,6 +1,8 @@
 import type { ServerResponse } from 'node:http';
 import type { BatonEvent, StreamSnapshot } from '../../shared/api/v1.js';
+import type { Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';
+import { runEvery } from '../../shared/ticker.js';
 
 export interface StatusStreamOptions {
   /** The whole picture, as GET /v1/status plus GET /v1/figures. */
@@ -10,6 +12,8 @@ export interface StatusStreamOptions {
     readEvents(query: { afterSeq?: number; limit: number }): Promise<BatonEvent[]>;
   };
   logger: Logger;
+  /** Times the periodic and the debounced snapshots. */
+  clock: Clock;
   /** A snapshot goes out at least this often while anyone listens. */
   intervalMs?: number;
   /** After events, a snapshot follows within this much time (bursts share one). */
@@ -34,8 +38,10 @@ export class StatusStream {
   private readonly debounceMs: number;
   private readonly maxClients: number;
   private readonly maxBufferedBytes: number;
-  private ticker: NodeJS.Timeout | undefined;
-  private debounce: NodeJS.Timeout | undefined;
+  /** Stops the periodic snapshots; set while anyone listens. */
+  private ticker: AbortController | undefined;
+  /** Cancels the snapshot due after recent events; set while one is due. */
+  private debounce: AbortController | undefined;
   private building = false;
   private rebuild = false;
   private readonly unsubscribe: () => void;
@@ -65,7 +71,7 @@ export class StatusStream {
     response.write('retry: 3000\n\n');
     this.clients.add(response);
     response.once('close', () => this.remove(response));
-    this.ticker ??= setInterval(() => void this.broadcastSnapshot(), this.intervalMs);
+    this.startTicker();
     try {
       if (afterSeq !== undefined) {
         const missed = await this.options.source.readEvents({ afterSeq, limit: BACKFILL_LIMIT });
@@ -82,31 +88,43 @@ export class StatusStream {
 
   close(): void {
     this.unsubscribe();
-    clearInterval(this.ticker);
-    clearTimeout(this.debounce);
-    this.ticker = undefined;
+    this.stopTimers();
     for (const client of this.clients) client.end();
     this.clients.clear();
   }
 
   private remove(response: ServerResponse): void {
     this.clients.delete(response);
-    if (this.clients.size === 0) {
-      clearInterval(this.ticker);
-      clearTimeout(this.debounce);
-      this.ticker = undefined;
-      this.debounce = undefined;
-    }
+    if (this.clients.size === 0) this.stopTimers();
+  }
+
+  private startTicker(): void {
+    if (this.ticker) return;
+    this.ticker = new AbortController();
+    void runEvery(this.options.clock, this.intervalMs, this.ticker.signal, () => this.broadcastSnapshot());
+  }
+
+  private stopTimers(): void {
+    this.ticker?.abort();
+    this.debounce?.abort();
+    this.ticker = undefined;
+    this.debounce = undefined;
   }
 
   private onEvents(events: BatonEvent[]): void {
     if (this.clients.size === 0) return;
     const message = eventsMessage(events);
     for (const client of this.clients) this.send(client, message);
-    this.debounce ??= setTimeout(() => {
-      this.debounce = undefined;
-      void this.broadcastSnapshot();
-    }, this.debounceMs);
+    if (this.debounce) return;
+    const debounce = new AbortController();
+    this.debounce = debounce;
+    this.options.clock.sleep(this.debounceMs, debounce.signal).then(
+      () => {
+        if (this.debounce === debounce) this.debounce = undefined;
+        void this.broadcastSnapshot();
+      },
+      () => undefined, // cancelled: nobody listens any more
+    );
   }
 
   private async broadcastSnapshot(): Promise<void> {

@@ -2,10 +2,8 @@ import { createHmac } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { systemClock } from '../../shared/clock.js';
-import { silentLogger } from '../../shared/logger.js';
 import { seededRandom } from '../../shared/random.js';
-import { startNotifier, type Notification } from '../../coordinator/notifications/notifier.js';
+import type { Notification } from '../../coordinator/notifications/notifier.js';
 import { startInProcessCoordinator, type InProcessCoordinator } from '../../tools/fleet/coordinator.js';
 import { digestOf } from '../../tools/fleet/http.js';
 import { simFleet } from '../../tools/fleet/sim-agent.js';
@@ -65,14 +63,11 @@ describe('webhook notifications from a running coordinator', () => {
           webhooks: [{ url: receiver.url, timeoutMs: 2_000, maxAttempts: 4, secret, backoff: { initialDelayMs: 50, maxDelayMs: 200 } }],
         },
       },
-    });
-    const notifications = startNotifier(coordinator.service, coordinator.config.notifications, {
-      clock: systemClock,
       random: seededRandom(7),
-      logger: silentLogger(),
     });
-    expect(notifications).toBeDefined();
-    cleanups.push(async () => notifications?.stop(1_000));
+    const { notifier } = coordinator;
+    expect(notifier).toBeDefined();
+    cleanups.push(async () => coordinator?.stop({ removeData: true, notificationGraceMs: 1_000 }));
 
     const web = simFleet(coordinator.url, ['web-1', 'web-2', 'web-3'], { group: 'web', image, digest: digestOf('v1') });
     for (const agent of web) await agent.heartbeat();
@@ -82,7 +77,7 @@ describe('webhook notifications from a running coordinator', () => {
     await api[0]?.fail(digestOf('a2'), image, 'health check failed: GET /health answered 500');
 
     await expect.poll(() => receiver.deliveries.filter((d) => d.status === 200).length, { timeout: 10_000 }).toBe(8);
-    await notifications?.notifier.idle();
+    await notifier?.idle();
 
     // The first attempt got a 500 and was sent again: same delivery id, attempt 2.
     const [failed, retried] = receiver.deliveries;
@@ -113,7 +108,7 @@ describe('webhook notifications from a running coordinator', () => {
       const expected = createHmac('sha256', secret).update(delivery.raw).digest('hex');
       expect(delivery.headers['x-baton-signature']).toBe(`sha256=${expected}`);
     }
-    expect(notifications?.notifier.stats()).toEqual({ delivered: 8, retried: 1, failed: 0, dropped: 0, queued: 0 });
+    expect(notifier?.stats()).toEqual({ delivered: 8, retried: 1, failed: 0, dropped: 0, queued: 0 });
   });
 
   it('keeps a slow receiver off the request path', async () => {
@@ -121,13 +116,10 @@ describe('webhook notifications from a running coordinator', () => {
     cleanups.push(receiver.close);
     coordinator = await startInProcessCoordinator({
       config: { notifications: { webhooks: [{ url: receiver.url, backoff: { initialDelayMs: 10, maxDelayMs: 20 } }] } },
-    });
-    const notifications = startNotifier(coordinator.service, coordinator.config.notifications, {
-      clock: systemClock,
       random: seededRandom(1),
-      logger: silentLogger(),
     });
-    cleanups.push(async () => notifications?.stop(0));
+    const { notifier } = coordinator;
+    cleanups.push(async () => coordinator?.stop({ removeData: true, notificationGraceMs: 0 }));
     const [agent] = simFleet(coordinator.url, ['web-1'], { group: 'web', image, digest: digestOf('v1') });
     await agent?.heartbeat();
     const started = performance.now();
@@ -135,6 +127,6 @@ describe('webhook notifications from a running coordinator', () => {
     // Eight requests (lease, five steps, release, heartbeat) while three notifications wait on a 1.5 s receiver.
     expect(performance.now() - started).toBeLessThan(1_000);
     expect(receiver.deliveries).toHaveLength(0);
-    expect(notifications?.notifier.stats().queued).toBe(3);
+    expect(notifier?.stats().queued).toBe(3);
   });
 });

@@ -8,9 +8,10 @@ import { createInterface } from 'node:readline';
 import { systemClock, type Clock } from '../../shared/clock.js';
 import { coordinatorConfigSchema, type CoordinatorConfig } from '../../shared/config/coordinator.js';
 import { silentLogger, type Logger } from '../../shared/logger.js';
-import { createHttpServer } from '../../coordinator/http/server.js';
-import { CoordinatorService } from '../../coordinator/service/service.js';
-import { openSqliteStore } from '../../coordinator/store/sqlite.js';
+import { systemRandom, type RandomSource } from '../../shared/random.js';
+import { buildCoordinator } from '../../coordinator/build.js';
+import type { Notifier } from '../../coordinator/notifications/notifier.js';
+import type { CoordinatorService } from '../../coordinator/service/service.js';
 
 // Two levels up from tools/fleet: the repository, or build/ when running the compiled tools (the demo, benchmarks).
 const twoUp = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
@@ -22,42 +23,36 @@ export interface InProcessCoordinator {
   dataFile: string;
   service: CoordinatorService;
   config: CoordinatorConfig;
-  /** Closes HTTP, flushes and closes the store; keeps the data file unless `removeData`. */
-  stop(options?: { removeData?: boolean }): Promise<void>;
+  /** Sends the webhooks of `config.notifications`; undefined when none is configured. */
+  notifier: Notifier | undefined;
+  /**
+   * Closes HTTP, gives queued notifications `notificationGraceMs` (default 2 s), flushes and
+   * closes the store; keeps the data file unless `removeData`.
+   */
+  stop(options?: { removeData?: boolean; notificationGraceMs?: number }): Promise<void>;
 }
 
 /** A real coordinator (real SQLite file, real HTTP on 127.0.0.1) inside the test process. */
 export async function startInProcessCoordinator(
-  options: { config?: Record<string, unknown>; clock?: Clock; logger?: Logger; dataFile?: string } = {},
+  options: { config?: Record<string, unknown>; clock?: Clock; random?: RandomSource; logger?: Logger; dataFile?: string } = {},
 ): Promise<InProcessCoordinator> {
   const directory = options.dataFile ? undefined : mkdtempSync(join(tmpdir(), 'baton-coord-'));
   const dataFile = options.dataFile ?? join(directory as string, 'baton.db');
   const config = coordinatorConfigSchema.parse({ listen: '127.0.0.1:0', dataFile, ...options.config });
-  const logger = options.logger ?? silentLogger();
-  const store = openSqliteStore(dataFile, { logger });
-  const service = new CoordinatorService({
+  const coordinator = await buildCoordinator(
     config,
-    store,
-    clock: options.clock ?? systemClock,
-    logger,
-    newId: randomUUID,
-    heartbeatFlushIntervalMs: 200,
-    expirySweepIntervalMs: 100,
-  });
-  await service.start();
-  const app = createHttpServer({ service, auth: config.auth, logger, bodyLimitBytes: config.bodyLimitBytes });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : 0;
+    { clock: options.clock ?? systemClock, random: options.random ?? systemRandom, logger: options.logger ?? silentLogger(), newId: randomUUID },
+    { heartbeatFlushIntervalMs: 200, expirySweepIntervalMs: 100 },
+  );
+  const { port } = await coordinator.listen({ host: '127.0.0.1', port: 0 });
   return {
     url: `http://127.0.0.1:${port}`,
     dataFile,
-    service,
+    service: coordinator.service,
     config,
-    stop: async ({ removeData = false } = {}) => {
-      await app.close();
-      await service.stop();
-      await store.close();
+    notifier: coordinator.notifier,
+    stop: async ({ removeData = false, notificationGraceMs } = {}) => {
+      await coordinator.close(notificationGraceMs === undefined ? {} : { notificationGraceMs });
       if (removeData && directory) rmSync(directory, { recursive: true, force: true });
     },
   };
