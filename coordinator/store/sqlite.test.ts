@@ -16,7 +16,7 @@ import {
   drainRecord,
   groupRecord,
   leaseRecord,
-  newEvent,
+  eventRecord,
   nodeRecord,
   putDrain,
   putGroup,
@@ -243,7 +243,7 @@ describe('SqliteStore', () => {
         putNode(nodeRecord('web', 'node-1')),
         putRollout(rolloutRecord('web', 'rollout-1')),
         putLease(leaseRecord('web', 'lease-1', { rolloutId: 'rollout-1' })),
-        appendEvent(newEvent('web')),
+        appendEvent(eventRecord('web')),
       ]);
     }
 
