@@ -6,7 +6,9 @@
  */
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
-import { eventually, formatBatonEvents, replayLeases, sleep, type FleetNode } from '../../tools/fleet/fleet.js';
+import { type FleetNode } from '../../tools/fleet/fleet.js';
+import { formatBatonEvents, replayLeases } from '../../tools/fleet/lease-log.js';
+import { eventually, sleep } from '../../tools/fleet/wait.js';
 import { describeLoad } from '../../tools/fleet/load.js';
 import { lastEventSeq, steadyLoad, withFleet } from './fixture.js';
 

@@ -11,8 +11,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { breakAgentConfigs, configValidMetric, restartAllAgents } from '../../tools/fleet/faults.js';
-import { eventually, FLEET_GROUP, sleep, type Fleet } from '../../tools/fleet/fleet.js';
-import { sampleServers, type ServerSampler } from '../../tools/fleet/haproxy.js';
+import { type Fleet } from '../../tools/fleet/fleet.js';
+import { FLEET_GROUP } from '../../tools/fleet/fleet-names.js';
+import { eventually, sleep } from '../../tools/fleet/wait.js';
+import { sampleServers, type ServerSampler } from '../../tools/fleet/haproxy-stats.js';
 import { describeLoad, startLoad, type LoadResult } from '../../tools/fleet/load.js';
 import { withFleet } from './fixture.js';
 

@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { agentLines } from '../../tools/fleet/agent.js';
-import { eventually, formatBatonEvents, replayLeases, sleep } from '../../tools/fleet/fleet.js';
+import { formatBatonEvents, replayLeases } from '../../tools/fleet/lease-log.js';
+import { eventually, sleep } from '../../tools/fleet/wait.js';
 import { describeLoad } from '../../tools/fleet/load.js';
 import { lastEventSeq, steadyLoad, withFleet } from './fixture.js';
 

@@ -4,7 +4,8 @@
  * request still succeeds; restarted on the same database, it lets the rollout complete.
  */
 import { describe, expect, it } from 'vitest';
-import { eventually, formatBatonEvents, replayLeases, sleep } from '../../tools/fleet/fleet.js';
+import { formatBatonEvents, replayLeases } from '../../tools/fleet/lease-log.js';
+import { eventually, sleep } from '../../tools/fleet/wait.js';
 import { describeLoad } from '../../tools/fleet/load.js';
 import { lastEventSeq, steadyLoad, withFleet } from './fixture.js';
 

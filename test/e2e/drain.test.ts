@@ -9,7 +9,9 @@ import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import type { BatonEvent } from '../../shared/api/v1.js';
 import { batonCli } from '../../tools/fleet/coordinator.js';
-import { FLEET_GROUP, formatBatonEvents, replayLeases, sleep } from '../../tools/fleet/fleet.js';
+import { FLEET_GROUP } from '../../tools/fleet/fleet-names.js';
+import { formatBatonEvents, replayLeases } from '../../tools/fleet/lease-log.js';
+import { sleep } from '../../tools/fleet/wait.js';
 import { describeLoad } from '../../tools/fleet/load.js';
 import { lastEventSeq, steadyLoad, withFleet } from './fixture.js';
 

@@ -14,8 +14,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { BatonEvent } from '../../shared/api/v1.js';
-import { eventually, FLEET_GROUP, FLEET_SERVICE, formatBatonEvents, replayLeases, sleep, type FleetNode } from '../../tools/fleet/fleet.js';
-import { sampleServers } from '../../tools/fleet/haproxy.js';
+import { type FleetNode } from '../../tools/fleet/fleet.js';
+import { FLEET_GROUP, FLEET_SERVICE } from '../../tools/fleet/fleet-names.js';
+import { formatBatonEvents, replayLeases } from '../../tools/fleet/lease-log.js';
+import { eventually, sleep } from '../../tools/fleet/wait.js';
+import { sampleServers } from '../../tools/fleet/haproxy-stats.js';
 import { describeLoad, startLoad } from '../../tools/fleet/load.js';
 import { lastEventSeq, withFleet } from './fixture.js';
 

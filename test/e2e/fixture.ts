@@ -1,5 +1,6 @@
 import { afterAll, beforeAll } from 'vitest';
-import { sleep, startFleet, type Fleet, type FleetOptions } from '../../tools/fleet/fleet.js';
+import { startFleet, type Fleet, type FleetOptions } from '../../tools/fleet/fleet.js';
+import { sleep } from '../../tools/fleet/wait.js';
 import { startLoad, type RunningLoad } from '../../tools/fleet/load.js';
 
 /** Starting a fleet takes the machine-wide lock (other fleets may hold it) and builds images. */

@@ -4,7 +4,8 @@
  * the coordinator is restarted with maxUnavailable 1 and the next version rolled out for comparison.
  */
 import { describe, expect, it } from 'vitest';
-import { formatBatonEvents, replayLeases, sleep } from '../../tools/fleet/fleet.js';
+import { formatBatonEvents, replayLeases } from '../../tools/fleet/lease-log.js';
+import { sleep } from '../../tools/fleet/wait.js';
 import { describeLoad, type LoadResult } from '../../tools/fleet/load.js';
 import { lastEventSeq, steadyLoad, withFleet } from './fixture.js';
 

@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { agentLines } from '../../tools/fleet/agent.js';
-import { eventually, formatBatonEvents, sleep } from '../../tools/fleet/fleet.js';
+import { formatBatonEvents } from '../../tools/fleet/lease-log.js';
+import { eventually, sleep } from '../../tools/fleet/wait.js';
 import { describeLoad } from '../../tools/fleet/load.js';
 import { lastEventSeq, steadyLoad, withFleet } from './fixture.js';
 

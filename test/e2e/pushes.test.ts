@@ -11,7 +11,9 @@
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { groupActionResponseSchema, type BatonEvent } from '../../shared/api/v1.js';
-import { eventually, FLEET_GROUP, formatBatonEvents, replayLeases, sleep } from '../../tools/fleet/fleet.js';
+import { FLEET_GROUP } from '../../tools/fleet/fleet-names.js';
+import { formatBatonEvents, replayLeases } from '../../tools/fleet/lease-log.js';
+import { eventually, sleep } from '../../tools/fleet/wait.js';
 import { describeLoad } from '../../tools/fleet/load.js';
 import { lastEventSeq, steadyLoad, withFleet } from './fixture.js';
 

@@ -4,7 +4,7 @@
  * request fails. When the registry answers again, a push rolls out as usual.
  */
 import { describe, expect, it } from 'vitest';
-import { sleep } from '../../tools/fleet/fleet.js';
+import { sleep } from '../../tools/fleet/wait.js';
 import { describeLoad } from '../../tools/fleet/load.js';
 import { steadyLoad, withFleet } from './fixture.js';
 

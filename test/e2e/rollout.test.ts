@@ -4,7 +4,8 @@
  * containers are down at once (I1) — by the engines' own events and by the coordinator's event log.
  */
 import { describe, expect, it } from 'vitest';
-import { formatBatonEvents, replayLeases, sleep } from '../../tools/fleet/fleet.js';
+import { formatBatonEvents, replayLeases } from '../../tools/fleet/lease-log.js';
+import { sleep } from '../../tools/fleet/wait.js';
 import { describeLoad } from '../../tools/fleet/load.js';
 import { lastEventSeq, steadyLoad, withFleet } from './fixture.js';
 

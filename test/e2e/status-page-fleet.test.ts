@@ -10,7 +10,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../../tools/fleet/browser.js';
 import { repositoryRoot } from '../../tools/fleet/coordinator.js';
-import { eventually } from '../../tools/fleet/fleet.js';
+import { eventually } from '../../tools/fleet/wait.js';
 import { withFleet } from './fixture.js';
 
 const fleet = withFleet({ nodes: 3, maxUnavailable: 1, variants: ['v2'] });
