@@ -10,6 +10,13 @@ import type {
   RolloutRow,
 } from './sqlite-rows.js';
 
+/** A node row as reported; upsertNode and upsertHeartbeat differ only in what a conflict updates. */
+const insertNode = `
+      INSERT INTO nodes (group_name, node_id, host, image, current_digest, health, step, agent_version,
+                         last_heartbeat_ms, joined_at_ms)
+      VALUES (@group_name, @node_id, @host, @image, @current_digest, @health, @step, @agent_version,
+              @last_heartbeat_ms, @joined_at_ms)`;
+
 const nodeSoftColumns = `
   host = excluded.host,
   image = excluded.image,
@@ -74,18 +81,10 @@ export function prepareStatements(db: Database) {
         paused = excluded.paused,
         last_fencing_token = excluded.last_fencing_token,
         version = excluded.version`),
-    upsertNode: db.prepare<NodeRow>(`
-      INSERT INTO nodes (group_name, node_id, host, image, current_digest, health, step, agent_version,
-                         last_heartbeat_ms, joined_at_ms)
-      VALUES (@group_name, @node_id, @host, @image, @current_digest, @health, @step, @agent_version,
-              @last_heartbeat_ms, @joined_at_ms)
+    upsertNode: db.prepare<NodeRow>(`${insertNode}
       ON CONFLICT (group_name, node_id) DO UPDATE SET ${nodeSoftColumns},
         joined_at_ms = excluded.joined_at_ms`),
-    upsertHeartbeat: db.prepare<NodeRow>(`
-      INSERT INTO nodes (group_name, node_id, host, image, current_digest, health, step, agent_version,
-                         last_heartbeat_ms, joined_at_ms)
-      VALUES (@group_name, @node_id, @host, @image, @current_digest, @health, @step, @agent_version,
-              @last_heartbeat_ms, @joined_at_ms)
+    upsertHeartbeat: db.prepare<NodeRow>(`${insertNode}
       ON CONFLICT (group_name, node_id) DO UPDATE SET ${nodeSoftColumns}`),
     // UPDATE only: a heartbeat written after its node was forgotten must not bring it back.
     updateHeartbeat: db.prepare<HeartbeatRow>(`
