@@ -281,6 +281,11 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
     watchdog.addDir(haproxy.dir);
 
     let coordinator = coordinator0;
+    const nodeAt = (index: number): FleetNode => {
+      const node = nodes[index];
+      if (!node) throw new Error(`no node ${index}`);
+      return node;
+    };
     const fleet: Fleet = {
       registry,
       builder,
@@ -324,30 +329,17 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
       },
       pauseRegistry: () => signalRegistry(registry, 'SIGSTOP'),
       resumeRegistry: () => signalRegistry(registry, 'SIGCONT'),
-      killAgent: async (index, signal = 'SIGKILL') => {
-        const node = nodes[index];
-        if (!node) throw new Error(`no node ${index}`);
-        return node.agent.kill(signal);
-      },
+      killAgent: async (index, signal = 'SIGKILL') => nodeAt(index).agent.kill(signal),
       restartAgent: async (index) => {
-        const node = nodes[index];
-        if (!node) throw new Error(`no node ${index}`);
+        const node = nodeAt(index);
         if (node.agent.running) throw new Error(`restartAgent: ${node.id}'s agent is still running; kill it first`);
         node.agent = await launchAgent(node.config, node.supervisor);
         node.agents.push(node.agent);
         return node.agent;
       },
       socketActivation,
-      stopEngine: async (index, signal = 'SIGKILL') => {
-        const node = nodes[index];
-        if (!node) throw new Error(`no node ${index}`);
-        await node.engine.kill(signal);
-      },
-      startEngine: async (index) => {
-        const node = nodes[index];
-        if (!node) throw new Error(`no node ${index}`);
-        await node.engine.restart();
-      },
+      stopEngine: async (index, signal = 'SIGKILL') => nodeAt(index).engine.kill(signal),
+      startEngine: async (index) => nodeAt(index).engine.restart(),
       unavailability: (fromMs, toMs) =>
         computeUnavailability(recorder.events(), { nodes: nodes.map((n) => n.id), fromMs, ...(toMs !== undefined ? { toMs } : {}) }),
       diagnostics: (sinceMs = 0) => fleetDiagnostics(fleet, sinceMs),
