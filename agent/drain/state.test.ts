@@ -1,22 +1,17 @@
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTempDir } from '../../shared/testing/temp-dir.js';
 import { captureLogger } from '../update/testing/fakes.js';
 import { FileDrainStateStore, type DrainState } from './state.js';
 
 const state: DrainState = { service: 'web', group: 'web', reason: 'disk swap', sinceMs: 1_700_000_000_000, preDrainDone: false };
 
 describe('FileDrainStateStore', () => {
-  let dir: string;
-  beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'baton-drain-state-'));
-  });
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const tempDir = useTempDir('baton-drain-state-');
 
   it('writes atomically (mode 0600, no temporary file left), reads back, and clears (absent is fine)', async () => {
+    const dir = tempDir();
     const { logger } = captureLogger();
     const store = new FileDrainStateStore(join(dir, 'state'), logger);
     expect(await store.read('web')).toBeUndefined();
@@ -32,6 +27,7 @@ describe('FileDrainStateStore', () => {
   });
 
   it('treats a damaged file, or one naming another service, as absent and says so', async () => {
+    const dir = tempDir();
     const { logger, lines } = captureLogger();
     const store = new FileDrainStateStore(dir, logger);
     await writeFile(join(dir, 'drained-web.json'), '{ not json');
@@ -44,6 +40,7 @@ describe('FileDrainStateStore', () => {
   });
 
   it('refuses a service name that is not a safe file name', () => {
+    const dir = tempDir();
     const { logger } = captureLogger();
     expect(() => new FileDrainStateStore(dir, logger).pathFor('../etc')).toThrow(RangeError);
   });

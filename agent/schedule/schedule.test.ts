@@ -1,3 +1,4 @@
+import { getTasks } from 'node-cron';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../shared/errors.js';
 import { silentLogger } from '../../shared/logger.js';
@@ -15,6 +16,7 @@ import { ManualClock } from '../../shared/testing/clock.js';
 import { fixedRandom } from '../../shared/testing/random.js';
 
 const MINUTE = 60_000;
+const DAY = 24 * 60 * MINUTE;
 const T0 = 1_699_999_800_000; // a whole multiple of 5 minutes since the epoch
 
 const flush = async (rounds = 5): Promise<void> => {
@@ -403,19 +405,27 @@ describe('PollScheduler', () => {
     });
   });
 
-  it('the default tick source is node-cron and stops cleanly', async () => {
-    const clock = new ManualClock(T0);
-    const scheduler = new PollScheduler({
-      nodeId,
-      cron: '0 3 * * *',
-      splayMs: 0,
-      clock,
-      random: fixedRandom(0),
-      logger: silentLogger(),
+  it('the default tick source is a node-cron task whose ticks drive the polls, destroyed on stop', async () => {
+    const cron = '0 3 * * *'; // daily: irregular, so node-cron ticks
+    const { clock, polls, scheduler } = make({ cron });
+    const pollTasks = () => [...getTasks().values()].filter((task) => task.name === 'baton-poll');
+    scheduler.start(async () => {
+      polls.push(clock.nowMs());
     });
-    scheduler.start(async () => undefined);
     await flush();
+    const [task] = pollTasks();
+    expect(pollTasks()).toHaveLength(1);
+    expect(task?.getPattern()).toBe(cron);
+    await task?.execute(); // what node-cron runs at 03:00
+    await flush();
+    const delayMs = staggerOffsetMs(nodeId, DAY);
+    expect(scheduler.nextPollDueAtMs).toBe(T0 + delayMs);
+    await clock.advance(delayMs);
+    await flush();
+    expect(polls).toEqual([T0 + delayMs]);
     await scheduler.stop();
+    await flush();
+    expect(pollTasks()).toEqual([]);
   });
 
   it('rejects an invalid expression at construction', () => {

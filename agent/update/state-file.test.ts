@@ -1,7 +1,7 @@
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTempDir } from '../../shared/testing/temp-dir.js';
 import { captureLogger, NEW_DIGEST, OLD_DIGEST } from './testing/fakes.js';
 import { FileUpdateJournal, type JournalEntry } from './state-file.js';
 import { MemoryUpdateJournal } from './testing/memory-journal.js';
@@ -22,15 +22,10 @@ const entry: JournalEntry = {
 };
 
 describe('FileUpdateJournal', () => {
-  let dir: string;
-  beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'baton-journal-'));
-  });
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const tempDir = useTempDir('baton-journal-');
 
   it('writes one JSON file per service, atomically, and reads it back', async () => {
+    const dir = tempDir();
     const { logger } = captureLogger();
     const stateDir = join(dir, 'state'); // created on first write
     const journal = new FileUpdateJournal(stateDir, logger);
@@ -45,6 +40,7 @@ describe('FileUpdateJournal', () => {
   });
 
   it('clears an entry, and clearing an absent one is fine', async () => {
+    const dir = tempDir();
     const journal = new FileUpdateJournal(dir, captureLogger().logger);
     await journal.write('web', entry);
     await journal.clear('web');
@@ -54,6 +50,7 @@ describe('FileUpdateJournal', () => {
   });
 
   it('reports a corrupt file and treats it as absent', async () => {
+    const dir = tempDir();
     const { logger, lines } = captureLogger();
     const journal = new FileUpdateJournal(dir, logger);
     await writeFile(journal.pathFor('web'), '{"service": "web", "step": "st');
@@ -62,6 +59,7 @@ describe('FileUpdateJournal', () => {
   });
 
   it('reports a file that does not match the schema and treats it as absent', async () => {
+    const dir = tempDir();
     const { logger, lines } = captureLogger();
     const journal = new FileUpdateJournal(dir, logger);
     await writeFile(journal.pathFor('web'), JSON.stringify({ ...entry, fencingToken: -1 }));
@@ -71,6 +69,7 @@ describe('FileUpdateJournal', () => {
   });
 
   it('ignores a file that names another service', async () => {
+    const dir = tempDir();
     const { logger, lines } = captureLogger();
     const journal = new FileUpdateJournal(dir, logger);
     await writeFile(journal.pathFor('web'), JSON.stringify({ ...entry, service: 'api' }));
@@ -79,11 +78,13 @@ describe('FileUpdateJournal', () => {
   });
 
   it('refuses service names that are not container names (no path tricks)', async () => {
+    const dir = tempDir();
     const journal = new FileUpdateJournal(dir, captureLogger().logger);
     await expect(journal.write('../etc', { ...entry, service: '../etc' })).rejects.toThrow(RangeError);
   });
 
   it('refuses to write an invalid entry', async () => {
+    const dir = tempDir();
     const journal = new FileUpdateJournal(dir, captureLogger().logger);
     await expect(journal.write('web', { ...entry, targetDigest: 'latest' })).rejects.toThrow();
     expect(await readdir(dir)).toEqual([]);

@@ -28,30 +28,18 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { stringify } from 'yaml';
-import { spawnAgentProcess, writeAgentConfig, type AgentConfigFile, type AgentProcess } from '../../tools/fleet/agent.js';
+import { spawnAgentProcess, type AgentProcess } from '../../tools/fleet/agent.js';
+import { writeAgentConfig, type AgentConfigFile } from '../../tools/fleet/agent-config.js';
 import { repositoryRoot, startInProcessCoordinator } from '../../tools/fleet/coordinator.js';
 import { startDockerd, type TestDockerd } from '../../tools/fleet/dockerd.js';
 import { buildTestImages, pushAs, testAppImage } from '../../tools/fleet/images.js';
 import { freePort, REGISTRY_BINARY, startRegistry } from '../../tools/fleet/registry.js';
+import { sleep } from '../../tools/fleet/wait.js';
+import { clockTicksPerSecond, processCpuSeconds, processRssMb } from '../process-stats.js';
 
 /** What `baton agent` imports at start (prom-client is loaded at the first scrape only). */
 const agentDependencies = ['undici', 'zod', 'pino', 'yaml', 'node-cron', 'dockerode'];
 const requireFromHere = createRequire(import.meta.url);
-
-const clockTicksPerSecond = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  // utime and stime are fields 14 and 15 of /proc/<pid>/stat: indexes 11 and 12 after the name.
-  return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
-}
-
-function rssMb(pid: number): number {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return match ? Number(match[1]) / 1024 : 0;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ---- A counting reverse proxy in front of a registry
 
@@ -324,22 +312,22 @@ async function main(): Promise<void> {
       { name: "node importing the agent's dependencies", pid: dependenciesOnly.pid ?? -1 },
       { name: 'bare node (setInterval)', pid: bare.pid ?? -1 },
     ];
-    const cpuStart = pids.map((p) => cpuSeconds(p.pid));
+    const cpuStart = pids.map((p) => processCpuSeconds(p.pid));
     const countsStart = agents.map((a) => ({ counts: new Map(a.proxy.counts), tokens: a.tokenRequests() }));
     const outputStart = agents.map((a) => a.agent.output.length);
     const rssMax = pids.map(() => 0);
     const started = performance.now();
     for (let s = 1; s <= seconds; s += 1) {
       await sleep(Math.max(0, started + s * 1_000 - performance.now()));
-      pids.forEach((p, i) => (rssMax[i] = Math.max(rssMax[i] as number, rssMb(p.pid))));
+      pids.forEach((p, i) => (rssMax[i] = Math.max(rssMax[i] as number, processRssMb(p.pid))));
     }
     const elapsedS = (performance.now() - started) / 1000;
     const results: Measured[] = pids.map((p, i) => ({
       name: p.name,
       pid: p.pid,
-      rssEndMb: rssMb(p.pid),
+      rssEndMb: processRssMb(p.pid),
       rssMaxMb: rssMax[i] as number,
-      cpuPercent: ((cpuSeconds(p.pid) - (cpuStart[i] as number)) / elapsedS) * 100,
+      cpuPercent: ((processCpuSeconds(p.pid) - (cpuStart[i] as number)) / elapsedS) * 100,
     }));
     agents.forEach((a, i) => {
       const before = countsStart[i]!;

@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Pool } from 'undici';
+import { runPaced } from '../pace.js';
 
 export interface HeartbeatWorkerData {
   url: string;
@@ -69,19 +70,6 @@ async function beat(nodeId: number): Promise<void> {
   }
 }
 
-const spacingMs = data.heartbeatIntervalMs / data.nodeCount;
-const startedAt = performance.now();
-let sent = 0;
-const inFlight = new Set<Promise<void>>();
-while (running) {
-  const due = Math.floor((performance.now() - startedAt) / spacingMs);
-  while (sent < due && running) {
-    const task: Promise<void> = beat(sent % data.nodeCount).finally(() => inFlight.delete(task));
-    inFlight.add(task);
-    sent += 1;
-  }
-  await new Promise((resolve) => setTimeout(resolve, 5));
-}
-await Promise.all(inFlight);
+await runPaced(data.heartbeatIntervalMs / data.nodeCount, () => running, (sent) => beat(sent % data.nodeCount));
 await pool.close();
 port.postMessage({ heartbeats, errors, latenciesMs } satisfies HeartbeatWorkerReport);

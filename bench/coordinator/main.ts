@@ -7,7 +7,7 @@
  * Usage: npm run build && npm run bench:coordinator [-- --seconds 30 --nodes 1000,10000]
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { batonCli } from '../../tools/fleet/coordinator.js';
@@ -15,10 +15,11 @@ import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
 import { Pool } from 'undici';
+import { runPaced } from '../pace.js';
+import { processCpuSeconds, processRssMb } from '../process-stats.js';
 import type { HeartbeatWorkerData, HeartbeatWorkerMessage, HeartbeatWorkerReport } from './heartbeat-worker.js';
 
 const cli = batonCli;
-const clockTicksPerSecond = 100;
 const heartbeatIntervalMs = 10_000;
 const nodesPerGroup = 10;
 /** Lease grants per second while heartbeats run: a fleet-wide rollout moving steadily. */
@@ -34,17 +35,6 @@ interface ScaleResult {
   grantP99Ms: number;
   heartbeatP99Ms: number;
   rssMb: number;
-}
-
-function processCpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  // utime and stime are fields 14 and 15 of /proc/<pid>/stat; index 11 and 12 after the name.
-  return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
-}
-
-function processRssMb(pid: number): number {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return match ? Number(match[1]) / 1024 : 0;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -122,30 +112,17 @@ async function runScale(nodeCount: number, measureSeconds: number): Promise<Scal
     // 1000/grantsPerSecond ms, walking group by group through the fleet to new digests.
     const rolloutLoop = (async () => {
       const groupCount = Math.floor(nodeCount / nodesPerGroup);
-      const spacingMs = 1_000 / grantsPerSecond;
-      const startedAt = performance.now();
-      let cycle = 0;
-      const inFlight = new Set<Promise<void>>();
-      while (running) {
-        const due = Math.floor((performance.now() - startedAt) / spacingMs);
-        while (cycle < due && running) {
-          const group = Math.floor(cycle / nodesPerGroup) % groupCount;
-          const nodeId = group * nodesPerGroup + (cycle % nodesPerGroup);
-          const target = digest(2 + Math.floor(cycle / (groupCount * nodesPerGroup)));
-          cycle += 1;
-          const task = (async () => {
-            const answer = await post(pool, '/v1/leases', { nodeId: `n${nodeId}`, group: `g${group}`, targetDigest: target });
-            const decision = answer.body as { granted: boolean; leaseId: string; fencingToken: number };
-            if (!decision.granted) return;
-            grantLatencies.push(answer.ms);
-            await post(pool, `/v1/leases/${decision.leaseId}/release`, { fencingToken: decision.fencingToken, outcome: 'updated' });
-            heartbeatWorker.postMessage({ type: 'digest', nodeId, digest: target } satisfies HeartbeatWorkerMessage);
-          })().finally(() => inFlight.delete(task));
-          inFlight.add(task);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-      await Promise.all(inFlight);
+      await runPaced(1_000 / grantsPerSecond, () => running, async (cycle) => {
+        const group = Math.floor(cycle / nodesPerGroup) % groupCount;
+        const nodeId = group * nodesPerGroup + (cycle % nodesPerGroup);
+        const target = digest(2 + Math.floor(cycle / (groupCount * nodesPerGroup)));
+        const answer = await post(pool, '/v1/leases', { nodeId: `n${nodeId}`, group: `g${group}`, targetDigest: target });
+        const decision = answer.body as { granted: boolean; leaseId: string; fencingToken: number };
+        if (!decision.granted) return;
+        grantLatencies.push(answer.ms);
+        await post(pool, `/v1/leases/${decision.leaseId}/release`, { fencingToken: decision.fencingToken, outcome: 'updated' });
+        heartbeatWorker.postMessage({ type: 'digest', nodeId, digest: target } satisfies HeartbeatWorkerMessage);
+      });
     })();
 
     await new Promise((resolve) => setTimeout(resolve, 3_000)); // warm-up

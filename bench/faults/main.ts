@@ -36,10 +36,13 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { breakAgentConfigs, restartAllAgents } from '../../tools/fleet/faults.js';
-import { FLEET_SERVICE, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
-import { sampleServers, startHaproxy, type RunningHaproxy } from '../../tools/fleet/haproxy.js';
-import { testAppPaths } from '../../tools/fleet/images.js';
+import { startFleet, type Fleet } from '../../tools/fleet/fleet.js';
+import { startAppCheckHaproxy } from '../../tools/fleet/fleet-hosts.js';
+import { FLEET_SERVICE } from '../../tools/fleet/fleet-names.js';
+import type { RunningHaproxy } from '../../tools/fleet/haproxy.js';
+import { sampleServers } from '../../tools/fleet/haproxy-stats.js';
 import { startLoad } from '../../tools/fleet/load.js';
+import { sleep } from '../../tools/fleet/wait.js';
 
 const { values } = parseArgs({
   args: process.argv.slice(2).filter((arg) => arg !== '--'),
@@ -114,17 +117,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   try {
     process.stderr.write(`fleet of 3 up in ${JSON.stringify(fleet.timings)}\n`);
-    appCheck = await startHaproxy({
-      backends: fleet.nodes.map((node) => ({
-        name: node.id,
-        appAddress: node.address,
-        appPort: node.config.appPort,
-        readinessAddress: node.address,
-        readinessPort: node.config.appPort,
-        service: FLEET_SERVICE,
-      })),
-      checkUri: testAppPaths.health,
-    });
+    appCheck = await startAppCheckHaproxy(fleet.nodes);
     const balancers = [
       { name: 'Baton readiness', haproxy: fleet.haproxy },
       { name: 'app check', haproxy: appCheck },

@@ -38,10 +38,13 @@ import { containerSpecFor } from '../../agent/update/containers.js';
 import { serviceSchema } from '../../shared/config/agent.js';
 import { silentLogger } from '../../shared/logger.js';
 import type { AppContainerEvent } from '../../tools/fleet/docker-events.js';
-import { FLEET_SERVICE, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
-import { startHaproxy, type RunningHaproxy } from '../../tools/fleet/haproxy.js';
-import { testAppImage, testAppPaths, type TestAppVariant } from '../../tools/fleet/images.js';
+import { startFleet, type Fleet } from '../../tools/fleet/fleet.js';
+import { startAppCheckHaproxy } from '../../tools/fleet/fleet-hosts.js';
+import { FLEET_SERVICE } from '../../tools/fleet/fleet-names.js';
+import type { RunningHaproxy } from '../../tools/fleet/haproxy.js';
+import { testAppImage, type TestAppVariant } from '../../tools/fleet/images.js';
 import { startLoad, type LoadResult } from '../../tools/fleet/load.js';
+import { sleep } from '../../tools/fleet/wait.js';
 
 interface PolicyResult {
   policy: string;
@@ -172,17 +175,7 @@ async function main(): Promise<void> {
     // ---- The scripted policies: agents off, a balancer checking the apps themselves.
     for (const node of fleet.nodes) await fleet.killAgent(node.index, 'SIGTERM');
     await fleet.haproxy.stop();
-    scriptedHaproxy = await startHaproxy({
-      backends: fleet.nodes.map((node) => ({
-        name: node.id,
-        appAddress: node.address,
-        appPort: node.config.appPort,
-        readinessAddress: node.address,
-        readinessPort: node.config.appPort,
-        service: FLEET_SERVICE,
-      })),
-      checkUri: testAppPaths.health,
-    });
+    scriptedHaproxy = await startAppCheckHaproxy(fleet.nodes);
     await scriptedHaproxy.waitAllUp(15_000);
 
     const scripted = async (variant: TestAppVariant, oneAtATime: boolean): Promise<Record<string, number>> => {

@@ -27,7 +27,10 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { FLEET_SERVICE, replayLeases, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
+import { startFleet, type Fleet } from '../../tools/fleet/fleet.js';
+import { FLEET_SERVICE } from '../../tools/fleet/fleet-names.js';
+import { replayLeases } from '../../tools/fleet/lease-log.js';
+import { sleep } from '../../tools/fleet/wait.js';
 import { startLoad, summarize, type LoadResult, type RunningLoad } from '../../tools/fleet/load.js';
 
 const { values } = parseArgs({

@@ -1,13 +1,12 @@
 import type { EventType } from '../../shared/api/v1.js';
 import { applyChange } from '../state/apply.js';
-import type { Change, Decision, GroupState, NewEvent, NodeRecord } from '../state/model.js';
+import { newEvent, type Change, type Decision, type EventDetails, type GroupState, type NodeRecord } from '../state/model.js';
 
 /**
  * How the pure rules (rules.ts, drain.ts) build a decision: a Draft collects the Changes of one
  * decision and shows the state as it would be after them.
  */
 
-export type EventDetails = Partial<Omit<NewEvent, 'type' | 'group' | 'atMs'>>;
 type NodeChange = Extract<Change, { kind: 'put-node' | 'heartbeat' | 'delete-node' }>;
 
 /**
@@ -61,19 +60,7 @@ export class Draft {
   event(type: EventType, details: EventDetails): void {
     this.record({
       kind: 'append-event',
-      event: {
-        type,
-        group: this.view.group.name,
-        atMs: this.nowMs,
-        nodeId: null,
-        digest: null,
-        leaseId: null,
-        fencingToken: null,
-        reason: null,
-        outcome: null,
-        message: null,
-        ...details,
-      },
+      event: newEvent({ ...details, type, group: this.view.group.name, atMs: this.nowMs }),
     });
   }
 

@@ -3,15 +3,16 @@ import type { GroupActionName, LeaseDecision, LeaseGrant, LeaseRefusal, MaxUnava
 import { coordinatorConfigSchema } from '../../shared/config/coordinator.js';
 import { seededRandom } from '../../shared/random.js';
 import { applyChanges, emptyGroupState } from '../state/apply.js';
-import type {
-  Change,
-  Decision,
-  GroupPolicy,
-  GroupState,
-  LeaseRecord,
-  NewEvent,
-  NodeRecord,
-  RolloutRecord,
+import {
+  newEvent,
+  type Change,
+  type Decision,
+  type GroupPolicy,
+  type GroupState,
+  type LeaseRecord,
+  type NewEvent,
+  type NodeRecord,
+  type RolloutRecord,
 } from '../state/model.js';
 import { effectiveMaxUnavailable, resolvePolicy } from './policy.js';
 import { digest, GROUP, lease, NEW, NEWER, node, OLD, pure, rollout, T0 } from './testing/rules.fixtures.js';
@@ -148,22 +149,7 @@ function heartbeat(state: GroupState, nodeId: string, overrides: Partial<ParsedH
 }
 
 function event(type: NewEvent['type'], details: Partial<NewEvent> = {}, atMs = T0): Change {
-  return {
-    kind: 'append-event',
-    event: {
-      type,
-      group: GROUP,
-      atMs,
-      nodeId: null,
-      digest: null,
-      leaseId: null,
-      fencingToken: null,
-      reason: null,
-      outcome: null,
-      message: null,
-      ...details,
-    },
-  };
+  return { kind: 'append-event', event: newEvent({ type, group: GROUP, atMs, ...details }) };
 }
 
 const kinds = (changes: Change[]): string[] =>

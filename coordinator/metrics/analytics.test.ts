@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { BatonEvent } from '../../shared/api/v1.js';
+import { newEvent } from '../state/model.js';
 import { FleetAnalytics, median, type EventSource, type Measurement } from './analytics.js';
 import { ManualClock } from '../../shared/testing/clock.js';
 
@@ -14,20 +15,7 @@ class FakeLog implements EventSource {
   reads = 0;
 
   add(atMs: number, type: BatonEvent['type'], details: Partial<BatonEvent> = {}): BatonEvent {
-    const event: BatonEvent = {
-      seq: this.events.length + 1,
-      atMs,
-      type,
-      group: 'web',
-      nodeId: null,
-      digest: null,
-      leaseId: null,
-      fencingToken: null,
-      reason: null,
-      outcome: null,
-      message: null,
-      ...details,
-    };
+    const event: BatonEvent = { seq: this.events.length + 1, ...newEvent({ atMs, type, group: 'web', ...details }) };
     this.events.push(event);
     return event;
   }

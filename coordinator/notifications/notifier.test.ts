@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { BatonEvent } from '../../shared/api/v1.js';
 import { webhookSchema, type WebhookConfig } from '../../shared/config/coordinator.js';
 import { silentLogger } from '../../shared/logger.js';
+import { newEvent } from '../state/model.js';
 import { Notifier, notificationOf, webhookLabel, type Notification } from './notifier.js';
 import { ManualClock } from '../../shared/testing/clock.js';
 import { fixedRandom } from '../../shared/testing/random.js';
@@ -12,20 +13,7 @@ const digest = `sha256:${'ab'.repeat(32)}`;
 let seq = 0;
 function event(type: BatonEvent['type'], details: Partial<BatonEvent> = {}): BatonEvent {
   seq += 1;
-  return {
-    seq,
-    atMs: 1_700_000_000_000 + seq,
-    type,
-    group: 'web',
-    nodeId: 'web-1',
-    digest,
-    leaseId: null,
-    fencingToken: null,
-    reason: null,
-    outcome: null,
-    message: null,
-    ...details,
-  };
+  return { seq, ...newEvent({ atMs: 1_700_000_000_000 + seq, type, group: 'web', nodeId: 'web-1', digest, ...details }) };
 }
 
 interface Received {

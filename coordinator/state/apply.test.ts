@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { applyChanges, emptyGroupState } from './apply.js';
-import type { GroupState, LeaseRecord, NodeRecord, RolloutRecord } from './model.js';
+import { newEvent, type GroupState, type LeaseRecord, type NodeRecord, type RolloutRecord } from './model.js';
 
 const DIGEST_1 = `sha256:${'1'.repeat(64)}`;
 const DIGEST_2 = `sha256:${'2'.repeat(64)}`;
@@ -149,21 +149,7 @@ describe('applyChanges', () => {
     const state = stateWithNodes('a');
     const before = structuredClone(state);
     applyChanges(state, [
-      {
-        kind: 'append-event',
-        event: {
-          type: 'pause',
-          group: 'web',
-          atMs: 1,
-          nodeId: null,
-          digest: null,
-          leaseId: null,
-          fencingToken: null,
-          reason: null,
-          outcome: null,
-          message: null,
-        },
-      },
+      { kind: 'append-event', event: newEvent({ type: 'pause', group: 'web', atMs: 1 }) },
     ]);
     expect(state).toEqual(before);
   });

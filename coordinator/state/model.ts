@@ -112,6 +112,26 @@ export interface GroupState {
 }
 
 export type NewEvent = Omit<BatonEvent, 'seq'>;
+/** The fields an event of some type may carry besides its type, group and time. */
+export type EventDetails = Partial<Omit<NewEvent, 'type' | 'group' | 'atMs'>>;
+
+/** An event with every field its details do not name set to null. */
+export function newEvent(fields: Pick<NewEvent, 'type' | 'group' | 'atMs'> & EventDetails): NewEvent {
+  const { type, group, atMs, ...details } = fields;
+  return {
+    type,
+    group,
+    atMs,
+    nodeId: null,
+    digest: null,
+    leaseId: null,
+    fencingToken: null,
+    reason: null,
+    outcome: null,
+    message: null,
+    ...details,
+  };
+}
 
 /**
  * One effect of a decision. All but `heartbeat` are durable: the store commits them in one

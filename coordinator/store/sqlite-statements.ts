@@ -10,6 +10,13 @@ import type {
   RolloutRow,
 } from './sqlite-rows.js';
 
+/** A node row as reported; upsertNode and upsertHeartbeat differ only in what a conflict updates. */
+const insertNode = `
+      INSERT INTO nodes (group_name, node_id, host, image, current_digest, health, step, agent_version,
+                         last_heartbeat_ms, joined_at_ms)
+      VALUES (@group_name, @node_id, @host, @image, @current_digest, @health, @step, @agent_version,
+              @last_heartbeat_ms, @joined_at_ms)`;
+
 const nodeSoftColumns = `
   host = excluded.host,
   image = excluded.image,
@@ -27,6 +34,26 @@ interface EventFilter {
 function eventQuery(byGroup: boolean, order: 'ASC' | 'DESC'): string {
   const groupClause = byGroup ? 'group_name = @group AND ' : '';
   return `SELECT * FROM events WHERE ${groupClause}seq > @after ORDER BY seq ${order} LIMIT @limit`;
+}
+
+type RowOf<Table extends string> = Table extends 'rollouts' ? RolloutRow : Table extends 'leases' ? LeaseRow : DrainRow;
+
+/**
+ * Inserts a row of a table whose rows belong to a group, or updates every column but its id and
+ * group. The WHERE makes it a no-op (0 changes) when the id belongs to another group.
+ */
+function upsertWithinGroup<Table extends 'rollouts' | 'leases' | 'drains'>(
+  table: Table,
+  idColumn: keyof RowOf<Table> & string,
+  columns: readonly (keyof RowOf<Table> & string)[],
+): string {
+  const all = [idColumn, 'group_name', ...columns];
+  return `
+      INSERT INTO ${table} (${all.join(', ')})
+      VALUES (${all.map((column) => `@${column}`).join(', ')})
+      ON CONFLICT (${idColumn}) DO UPDATE SET
+        ${columns.map((column) => `${column} = excluded.${column}`).join(',\n        ')}
+      WHERE ${table}.group_name = excluded.group_name`;
 }
 
 /** Every statement the store runs, prepared once when the store opens. */
@@ -54,18 +81,10 @@ export function prepareStatements(db: Database) {
         paused = excluded.paused,
         last_fencing_token = excluded.last_fencing_token,
         version = excluded.version`),
-    upsertNode: db.prepare<NodeRow>(`
-      INSERT INTO nodes (group_name, node_id, host, image, current_digest, health, step, agent_version,
-                         last_heartbeat_ms, joined_at_ms)
-      VALUES (@group_name, @node_id, @host, @image, @current_digest, @health, @step, @agent_version,
-              @last_heartbeat_ms, @joined_at_ms)
+    upsertNode: db.prepare<NodeRow>(`${insertNode}
       ON CONFLICT (group_name, node_id) DO UPDATE SET ${nodeSoftColumns},
         joined_at_ms = excluded.joined_at_ms`),
-    upsertHeartbeat: db.prepare<NodeRow>(`
-      INSERT INTO nodes (group_name, node_id, host, image, current_digest, health, step, agent_version,
-                         last_heartbeat_ms, joined_at_ms)
-      VALUES (@group_name, @node_id, @host, @image, @current_digest, @health, @step, @agent_version,
-              @last_heartbeat_ms, @joined_at_ms)
+    upsertHeartbeat: db.prepare<NodeRow>(`${insertNode}
       ON CONFLICT (group_name, node_id) DO UPDATE SET ${nodeSoftColumns}`),
     // UPDATE only: a heartbeat written after its node was forgotten must not bring it back.
     updateHeartbeat: db.prepare<HeartbeatRow>(`
@@ -74,50 +93,20 @@ export function prepareStatements(db: Database) {
         agent_version = @agent_version, last_heartbeat_ms = @last_heartbeat_ms
       WHERE group_name = @group_name AND node_id = @node_id`),
     deleteNode: db.prepare<[string, string]>('DELETE FROM nodes WHERE group_name = ? AND node_id = ?'),
-    // The WHERE makes the upsert a no-op (0 changes) when the id belongs to another group.
-    upsertRollout: db.prepare<RolloutRow>(`
-      INSERT INTO rollouts (rollout_id, group_name, seq, cause, target_digest, image, state, opened_at_ms,
-                            ended_at_ms, completed_at_ms, rolled_back_from, halted_by_node_id, halt_reason)
-      VALUES (@rollout_id, @group_name, @seq, @cause, @target_digest, @image, @state, @opened_at_ms,
-              @ended_at_ms, @completed_at_ms, @rolled_back_from, @halted_by_node_id, @halt_reason)
-      ON CONFLICT (rollout_id) DO UPDATE SET
-        seq = excluded.seq,
-        cause = excluded.cause,
-        target_digest = excluded.target_digest,
-        image = excluded.image,
-        state = excluded.state,
-        opened_at_ms = excluded.opened_at_ms,
-        ended_at_ms = excluded.ended_at_ms,
-        completed_at_ms = excluded.completed_at_ms,
-        rolled_back_from = excluded.rolled_back_from,
-        halted_by_node_id = excluded.halted_by_node_id,
-        halt_reason = excluded.halt_reason
-      WHERE rollouts.group_name = excluded.group_name`),
-    upsertLease: db.prepare<LeaseRow>(`
-      INSERT INTO leases (lease_id, group_name, node_id, rollout_id, target_digest, fencing_token,
-                          granted_at_ms, expires_at_ms, ended_at_ms, ended_as)
-      VALUES (@lease_id, @group_name, @node_id, @rollout_id, @target_digest, @fencing_token,
-              @granted_at_ms, @expires_at_ms, @ended_at_ms, @ended_as)
-      ON CONFLICT (lease_id) DO UPDATE SET
-        node_id = excluded.node_id,
-        rollout_id = excluded.rollout_id,
-        target_digest = excluded.target_digest,
-        fencing_token = excluded.fencing_token,
-        granted_at_ms = excluded.granted_at_ms,
-        expires_at_ms = excluded.expires_at_ms,
-        ended_at_ms = excluded.ended_at_ms,
-        ended_as = excluded.ended_as
-      WHERE leases.group_name = excluded.group_name`),
-    upsertDrain: db.prepare<DrainRow>(`
-      INSERT INTO drains (drain_id, group_name, node_id, reason, started_at_ms, ended_at_ms, ended_as)
-      VALUES (@drain_id, @group_name, @node_id, @reason, @started_at_ms, @ended_at_ms, @ended_as)
-      ON CONFLICT (drain_id) DO UPDATE SET
-        node_id = excluded.node_id,
-        reason = excluded.reason,
-        started_at_ms = excluded.started_at_ms,
-        ended_at_ms = excluded.ended_at_ms,
-        ended_as = excluded.ended_as
-      WHERE drains.group_name = excluded.group_name`),
+    upsertRollout: db.prepare<RolloutRow>(
+      upsertWithinGroup('rollouts', 'rollout_id', [
+        'seq', 'cause', 'target_digest', 'image', 'state', 'opened_at_ms', 'ended_at_ms', 'completed_at_ms',
+        'rolled_back_from', 'halted_by_node_id', 'halt_reason',
+      ]),
+    ),
+    upsertLease: db.prepare<LeaseRow>(
+      upsertWithinGroup('leases', 'lease_id', [
+        'node_id', 'rollout_id', 'target_digest', 'fencing_token', 'granted_at_ms', 'expires_at_ms', 'ended_at_ms', 'ended_as',
+      ]),
+    ),
+    upsertDrain: db.prepare<DrainRow>(
+      upsertWithinGroup('drains', 'drain_id', ['node_id', 'reason', 'started_at_ms', 'ended_at_ms', 'ended_as']),
+    ),
     insertEvent: db
       .prepare<NewEventRow, number>(`
         INSERT INTO events (at_ms, type, group_name, node_id, digest, lease_id, fencing_token, reason,

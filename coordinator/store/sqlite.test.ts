@@ -14,9 +14,9 @@ import {
   appendEvent,
   digest,
   drainRecord,
+  eventRecord,
   groupRecord,
   leaseRecord,
-  newEvent,
   nodeRecord,
   putDrain,
   putGroup,
@@ -243,7 +243,7 @@ describe('SqliteStore', () => {
         putNode(nodeRecord('web', 'node-1')),
         putRollout(rolloutRecord('web', 'rollout-1')),
         putLease(leaseRecord('web', 'lease-1', { rolloutId: 'rollout-1' })),
-        appendEvent(newEvent('web')),
+        appendEvent(eventRecord('web')),
       ]);
     }
 

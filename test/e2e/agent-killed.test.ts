@@ -5,29 +5,23 @@
  * the rollout completes. Every request through HAProxy succeeds throughout.
  */
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, formatBatonEvents, replayLeases, sleep, startFleet, type Fleet, type FleetNode } from '../../tools/fleet/fleet.js';
-import { describeLoad, startLoad } from '../../tools/fleet/load.js';
+import { describe, expect, it } from 'vitest';
+import { type FleetNode } from '../../tools/fleet/fleet.js';
+import { formatBatonEvents, replayLeases } from '../../tools/fleet/lease-log.js';
+import { eventually, sleep } from '../../tools/fleet/wait.js';
+import { describeLoad } from '../../tools/fleet/load.js';
+import { lastEventSeq, steadyLoad, withFleet } from './fixture.js';
 
-let fleet: Fleet | undefined;
-
-beforeAll(async () => {
-  fleet = await startFleet({ nodes: 3, maxUnavailable: 1, variants: ['v2', 'v3'] });
-  await fleet.rebuild('v1', 'v1-rebuilt');
-  console.log('fleet timings (ms):', fleet.timings);
-}, 20 * 60_000);
-
-afterAll(async () => {
-  await fleet?.stop();
-}, 120_000);
+const fleet = withFleet({ nodes: 3, maxUnavailable: 1, variants: ['v2', 'v3'] }, async (f) => {
+  await f.rebuild('v1', 'v1-rebuilt');
+});
 
 type Phase = 'drain' | 'stop' | 'health';
 
 async function killMidUpdate(phase: Phase, label: string): Promise<void> {
-  const f = fleet as Fleet;
-  const afterSeq = (await f.events()).at(-1)?.seq ?? 0;
-  const load = startLoad({ url: f.haproxy.url, ratePerSecond: 40, durationMs: 150_000 });
-  await sleep(1_500);
+  const f = fleet();
+  const afterSeq = await lastEventSeq(f);
+  const load = await steadyLoad(f, 150_000, 1_500);
   const pushedAtMs = Date.now();
   const digest = await f.pushLabel(label);
 

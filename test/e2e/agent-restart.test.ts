@@ -9,24 +9,19 @@
  * (sampled from its stats socket every 25 ms), never more than maxUnavailable (1) anyway, and no
  * container event in Docker's record. One fleet serves every scenario, in order.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { breakAgentConfigs, configValidMetric, restartAllAgents } from '../../tools/fleet/faults.js';
-import { eventually, FLEET_GROUP, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
-import { sampleServers, type ServerSampler } from '../../tools/fleet/haproxy.js';
+import { type Fleet } from '../../tools/fleet/fleet.js';
+import { FLEET_GROUP } from '../../tools/fleet/fleet-names.js';
+import { eventually, sleep } from '../../tools/fleet/wait.js';
+import { sampleServers, type ServerSampler } from '../../tools/fleet/haproxy-stats.js';
 import { describeLoad, startLoad, type LoadResult } from '../../tools/fleet/load.js';
+import { withFleet } from './fixture.js';
 
-let fleet: Fleet | undefined;
-
-beforeAll(async () => {
-  // BATON_FLEET_SOCKET_ACTIVATION=0 runs the same scenarios with agents that bind readiness themselves (F1).
-  fleet = await startFleet({ nodes: 3, maxUnavailable: 1, variants: [], socketActivation: process.env.BATON_FLEET_SOCKET_ACTIVATION !== '0' });
-  console.log(`socket activation: ${String(fleet.socketActivation)}; agent: ${String(fleet.nodes[0]?.agent.lines.find((l) => l.msg === 'agent starting')?.readiness)}`);
-  console.log('fleet timings (ms):', fleet.timings);
-}, 20 * 60_000);
-
-afterAll(async () => {
-  await fleet?.stop();
-}, 120_000);
+// BATON_FLEET_SOCKET_ACTIVATION=0 runs the same scenarios with agents that bind readiness themselves (F1).
+const fleet = withFleet({ nodes: 3, maxUnavailable: 1, variants: [], socketActivation: process.env.BATON_FLEET_SOCKET_ACTIVATION !== '0' }, (f) => {
+  console.log(`socket activation: ${String(f.socketActivation)}; agent: ${String(f.nodes[0]?.agent.lines.find((l) => l.msg === 'agent starting')?.readiness)}`);
+});
 
 interface Observed {
   result: LoadResult;
@@ -76,7 +71,7 @@ function expectNothingOut(f: Fleet, label: string, observed: Observed): void {
 
 describe('agent restarts under socket activation', () => {
   it('one agent at a time (SIGTERM, start again): no failed request, no node leaves the load balancer', async () => {
-    const f = fleet as Fleet;
+    const f = fleet();
     const observed = await underLoad(f, async () => {
       for (const node of f.nodes) {
         await f.killAgent(node.index, 'SIGTERM');
@@ -90,7 +85,7 @@ describe('agent restarts under socket activation', () => {
 
   // Was FINDINGS F1 (skipped): all agents restarted together took every node out of HAProxy for ~1-2 s.
   it('all agents at once (SIGTERM, start again): no failed request, no node leaves the load balancer', async () => {
-    const f = fleet as Fleet;
+    const f = fleet();
     const observed = await underLoad(f, async () => {
       await restartAllAgents(f, 'SIGTERM');
       await Promise.all(f.nodes.map((n) => n.agent.waitForLine((l) => l.msg === 'agent running', 30_000)));
@@ -99,7 +94,7 @@ describe('agent restarts under socket activation', () => {
   }, 180_000);
 
   it('all agents killed at once (SIGKILL, started again together): no failed request, no node leaves the load balancer', async () => {
-    const f = fleet as Fleet;
+    const f = fleet();
     const observed = await underLoad(f, async () => {
       await restartAllAgents(f, 'SIGKILL');
       await Promise.all(f.nodes.map((n) => n.agent.waitForLine((l) => l.msg === 'agent running', 30_000)));
@@ -108,7 +103,7 @@ describe('agent restarts under socket activation', () => {
   }, 180_000);
 
   it('an invalid config on every host, every agent restarted: they run on the last known good config, nothing leaves', async () => {
-    const f = fleet as Fleet;
+    const f = fleet();
     let restore: (() => Promise<void>) | undefined;
     try {
       const observed = await underLoad(f, async () => {

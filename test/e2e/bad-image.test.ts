@@ -3,29 +3,21 @@
  * lease rolls back to v1, the rollout halts, no other node stops its container, and no request
  * fails. Then a good v3 is pushed and the fleet fixes forward to it.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { agentLines } from '../../tools/fleet/agent.js';
-import { eventually, formatBatonEvents, replayLeases, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
-import { describeLoad, startLoad } from '../../tools/fleet/load.js';
+import { formatBatonEvents, replayLeases } from '../../tools/fleet/lease-log.js';
+import { eventually, sleep } from '../../tools/fleet/wait.js';
+import { describeLoad } from '../../tools/fleet/load.js';
+import { lastEventSeq, steadyLoad, withFleet } from './fixture.js';
 
-let fleet: Fleet | undefined;
-
-beforeAll(async () => {
-  fleet = await startFleet({ nodes: 3, maxUnavailable: 1, variants: ['bad', 'v3'] });
-  console.log('fleet timings (ms):', fleet.timings);
-}, 20 * 60_000);
-
-afterAll(async () => {
-  await fleet?.stop();
-}, 120_000);
+const fleet = withFleet({ nodes: 3, maxUnavailable: 1, variants: ['bad', 'v3'] });
 
 describe('bad image', () => {
   it('push bad: the first node rolls back, the rollout halts, nobody else stops; push v3: the fleet fixes forward', async () => {
-    const f = fleet as Fleet;
-    const afterSeq = (await f.events()).at(-1)?.seq ?? 0;
+    const f = fleet();
+    const afterSeq = await lastEventSeq(f);
     const marks = f.nodes.map((n) => n.agent.mark());
-    const load = startLoad({ url: f.haproxy.url, ratePerSecond: 40, durationMs: 150_000 });
-    await sleep(2_000);
+    const load = await steadyLoad(f, 150_000, 2_000);
 
     // ---- bad
     const badPushedAtMs = Date.now();

@@ -3,27 +3,19 @@
  * nodes. While it is gone no node takes its container down (nobody can get a lease) and every
  * request still succeeds; restarted on the same database, it lets the rollout complete.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, formatBatonEvents, replayLeases, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
-import { describeLoad, startLoad } from '../../tools/fleet/load.js';
+import { describe, expect, it } from 'vitest';
+import { formatBatonEvents, replayLeases } from '../../tools/fleet/lease-log.js';
+import { eventually, sleep } from '../../tools/fleet/wait.js';
+import { describeLoad } from '../../tools/fleet/load.js';
+import { lastEventSeq, steadyLoad, withFleet } from './fixture.js';
 
-let fleet: Fleet | undefined;
-
-beforeAll(async () => {
-  fleet = await startFleet({ nodes: 3, maxUnavailable: 1, variants: ['v2'] });
-  console.log('fleet timings (ms):', fleet.timings);
-}, 20 * 60_000);
-
-afterAll(async () => {
-  await fleet?.stop();
-}, 120_000);
+const fleet = withFleet({ nodes: 3, maxUnavailable: 1, variants: ['v2'] });
 
 describe('coordinator down', () => {
   it('kill -9 between nodes: nothing goes down while it is gone; restarted on the same database, the rollout completes', async () => {
-    const f = fleet as Fleet;
-    const afterSeq = (await f.events()).at(-1)?.seq ?? 0;
-    const load = startLoad({ url: f.haproxy.url, ratePerSecond: 40, durationMs: 150_000 });
-    await sleep(2_000);
+    const f = fleet();
+    const afterSeq = await lastEventSeq(f);
+    const load = await steadyLoad(f, 150_000, 2_000);
 
     const pushedAtMs = Date.now();
     const digest = await f.push('v2');

@@ -6,25 +6,19 @@
  * out; `baton undrain node-1` puts it back, and it updates to v2 last.
  */
 import { spawn } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { BatonEvent } from '../../shared/api/v1.js';
 import { batonCli } from '../../tools/fleet/coordinator.js';
-import { FLEET_GROUP, formatBatonEvents, replayLeases, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
-import { describeLoad, startLoad } from '../../tools/fleet/load.js';
+import { FLEET_GROUP } from '../../tools/fleet/fleet-names.js';
+import { formatBatonEvents, replayLeases } from '../../tools/fleet/lease-log.js';
+import { sleep } from '../../tools/fleet/wait.js';
+import { describeLoad } from '../../tools/fleet/load.js';
+import { lastEventSeq, steadyLoad, withFleet } from './fixture.js';
 
-let fleet: Fleet | undefined;
-
-beforeAll(async () => {
-  fleet = await startFleet({ nodes: 3, maxUnavailable: 2, variants: ['v2'] });
-  console.log('fleet timings (ms):', fleet.timings);
-}, 20 * 60_000);
-
-afterAll(async () => {
-  await fleet?.stop();
-}, 120_000);
+const fleet = withFleet({ nodes: 3, maxUnavailable: 2, variants: ['v2'] });
 
 function baton(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const f = fleet as Fleet;
+  const f = fleet();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [batonCli, ...args], {
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', BATON_COORDINATOR: f.coordinatorUrl },
@@ -61,10 +55,9 @@ function replayOutOfService(events: BatonEvent[]): { max: number; atSeq: number 
 
 describe('operator drain under load', () => {
   it('drain node-1: out of the balancer, 0 failed requests; v2 rolls out on the others one at a time; undrain: back, then updated', async () => {
-    const f = fleet as Fleet;
-    const afterSeq = (await f.events()).at(-1)?.seq ?? 0;
-    const load = startLoad({ url: f.haproxy.url, ratePerSecond: 40, durationMs: 300_000 });
-    await sleep(2_000);
+    const f = fleet();
+    const afterSeq = await lastEventSeq(f);
+    const load = await steadyLoad(f, 300_000, 2_000);
     const startedAtMs = Date.now();
 
     // Drain: the CLI answers at once; the agent learns it at its next heartbeat and HAProxy follows.

@@ -12,11 +12,15 @@
  *                    killed (SIGKILL: its containers keep running, as after an engine crash), left
  *                    down 12 s, then started again on the same data root; the rollout completes.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { BatonEvent } from '../../shared/api/v1.js';
-import { eventually, FLEET_GROUP, FLEET_SERVICE, formatBatonEvents, replayLeases, sleep, startFleet, type Fleet, type FleetNode } from '../../tools/fleet/fleet.js';
-import { sampleServers } from '../../tools/fleet/haproxy.js';
+import { type FleetNode } from '../../tools/fleet/fleet.js';
+import { FLEET_GROUP, FLEET_SERVICE } from '../../tools/fleet/fleet-names.js';
+import { formatBatonEvents, replayLeases } from '../../tools/fleet/lease-log.js';
+import { eventually, sleep } from '../../tools/fleet/wait.js';
+import { sampleServers } from '../../tools/fleet/haproxy-stats.js';
 import { describeLoad, startLoad } from '../../tools/fleet/load.js';
+import { lastEventSeq, withFleet } from './fixture.js';
 
 /** HAProxy's check timing in the fleet (haproxy.ts defaults) and the agent's probe cache (its default). */
 const interMs = 250;
@@ -25,20 +29,11 @@ const probeCacheMs = 250;
 /** Scheduling slack on a busy 2-core machine, on top of each bound below. */
 const slackMs = 500;
 
-let fleet: Fleet | undefined;
-
-beforeAll(async () => {
-  fleet = await startFleet({ nodes: 3, maxUnavailable: 1, variants: ['v2'], socketActivation: true });
-  console.log('fleet timings (ms):', fleet.timings);
-}, 20 * 60_000);
-
-afterAll(async () => {
-  await fleet?.stop();
-}, 120_000);
+const fleet = withFleet({ nodes: 3, maxUnavailable: 1, variants: ['v2'], socketActivation: true });
 
 describe('a host fails under Baton', () => {
   it('app paused on one host: out of HAProxy within ~1 s + fall × inter, back after unpause, no failed request', async () => {
-    const f = fleet as Fleet;
+    const f = fleet();
     const victim = f.nodes[1] as FleetNode;
     await f.haproxy.waitAllUp(15_000);
     const sampler = sampleServers(f.haproxy);
@@ -80,9 +75,9 @@ describe('a host fails under Baton', () => {
   }, 120_000);
 
   it('engine stopped on one host mid-rollout: that host leaves HAProxy at once, no other node is granted a lease while it is down, the rollout completes after the engine is back', async () => {
-    const f = fleet as Fleet;
+    const f = fleet();
     await f.haproxy.waitAllUp(15_000);
-    const afterSeq = (await f.events()).at(-1)?.seq ?? 0;
+    const afterSeq = await lastEventSeq(f);
     const sampler = sampleServers(f.haproxy);
     const load = startLoad({ url: f.haproxy.url, ratePerSecond: 40, durationMs: 150_000 });
     // The coordinator's view of every node's heartbeat health, every 100 ms.

@@ -3,20 +3,13 @@
  * two leases are held at once, and the fleet converges faster than one at a time: in the same run
  * the coordinator is restarted with maxUnavailable 1 and the next version rolled out for comparison.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatBatonEvents, replayLeases, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
-import { describeLoad, startLoad, type LoadResult } from '../../tools/fleet/load.js';
+import { describe, expect, it } from 'vitest';
+import { formatBatonEvents, replayLeases } from '../../tools/fleet/lease-log.js';
+import { sleep } from '../../tools/fleet/wait.js';
+import { describeLoad, type LoadResult } from '../../tools/fleet/load.js';
+import { lastEventSeq, steadyLoad, withFleet } from './fixture.js';
 
-let fleet: Fleet | undefined;
-
-beforeAll(async () => {
-  fleet = await startFleet({ nodes: 5, maxUnavailable: 2, variants: ['v2', 'v3'] });
-  console.log('fleet timings (ms):', fleet.timings);
-}, 20 * 60_000);
-
-afterAll(async () => {
-  await fleet?.stop();
-}, 120_000);
+const fleet = withFleet({ nodes: 5, maxUnavailable: 2, variants: ['v2', 'v3'] });
 
 interface RolloutRun {
   convergedMs: number;
@@ -27,10 +20,9 @@ interface RolloutRun {
 }
 
 async function rollOut(label: string, limit: number): Promise<RolloutRun> {
-  const f = fleet as Fleet;
-  const afterSeq = (await f.events()).at(-1)?.seq ?? 0;
-  const load = startLoad({ url: f.haproxy.url, ratePerSecond: 40, durationMs: 150_000 });
-  await sleep(1_500);
+  const f = fleet();
+  const afterSeq = await lastEventSeq(f);
+  const load = await steadyLoad(f, 150_000, 1_500);
   const pushedAtMs = Date.now();
   const digest = await f.push(label as 'v2' | 'v3');
   await f.waitConverged(digest, 150_000);
@@ -57,7 +49,7 @@ async function rollOut(label: string, limit: number): Promise<RolloutRun> {
 
 describe('maxUnavailable 2 of 5', () => {
   it('at most two down at once, and faster than one at a time', async () => {
-    const f = fleet as Fleet;
+    const f = fleet();
     const two = await rollOut('v2', 2);
     // Two nodes really were out together (by the lease log): the limit was used, not just respected.
     expect(two.maxHolders, two.log).toBe(2);

@@ -4,33 +4,26 @@
  * its staggered place in the hour), and each agent's first poll after the push must be the one the
  * hint woke, so only the notification explains the first node starting its update within seconds.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { agentLines } from '../../tools/fleet/agent.js';
-import { eventually, formatBatonEvents, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
-import { describeLoad, startLoad } from '../../tools/fleet/load.js';
+import { formatBatonEvents } from '../../tools/fleet/lease-log.js';
+import { eventually, sleep } from '../../tools/fleet/wait.js';
+import { describeLoad } from '../../tools/fleet/load.js';
+import { lastEventSeq, steadyLoad, withFleet } from './fixture.js';
 
-let fleet: Fleet | undefined;
 // Hourly: a node's scheduled poll falls somewhere in the hour, by a hash of its id.
 const minute = (new Date().getMinutes() + 30) % 60;
 const cron = `0 ${minute} * * * *`;
 
-beforeAll(async () => {
-  fleet = await startFleet({ nodes: 3, maxUnavailable: 1, variants: ['v2'], cron, splayMs: 0 });
-  console.log('fleet timings (ms):', fleet.timings, 'cron:', cron);
-}, 20 * 60_000);
-
-afterAll(async () => {
-  await fleet?.stop();
-}, 120_000);
+const fleet = withFleet({ nodes: 3, maxUnavailable: 1, variants: ['v2'], cron, splayMs: 0 }, () => console.log('cron:', cron));
 
 describe('registry push notification', () => {
   it('the first node starts its update within seconds of the push, long before its next scheduled poll', async () => {
-    const f = fleet as Fleet;
-    const afterSeq = (await f.events()).at(-1)?.seq ?? 0;
+    const f = fleet();
+    const afterSeq = await lastEventSeq(f);
     const coordinatorMark = f.coordinator.lines.length;
     const marks = f.nodes.map((n) => n.agent.mark());
-    const load = startLoad({ url: f.haproxy.url, ratePerSecond: 40, durationMs: 120_000 });
-    await sleep(1_000);
+    const load = await steadyLoad(f, 120_000, 1_000);
 
     const pushStartMs = Date.now();
     const digest = await f.push('v2');

@@ -9,28 +9,21 @@
  *    completed digest while the tag still points at v1, and stays there; `retry` rolls v1 out again.
  */
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { groupActionResponseSchema, type BatonEvent } from '../../shared/api/v1.js';
-import { eventually, FLEET_GROUP, formatBatonEvents, replayLeases, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
-import { describeLoad, startLoad } from '../../tools/fleet/load.js';
+import { FLEET_GROUP } from '../../tools/fleet/fleet-names.js';
+import { formatBatonEvents, replayLeases } from '../../tools/fleet/lease-log.js';
+import { eventually, sleep } from '../../tools/fleet/wait.js';
+import { describeLoad } from '../../tools/fleet/load.js';
+import { lastEventSeq, steadyLoad, withFleet } from './fixture.js';
 
-let fleet: Fleet | undefined;
-
-beforeAll(async () => {
-  fleet = await startFleet({ nodes: 3, maxUnavailable: 1, variants: ['v2', 'v3'] });
-  console.log('fleet timings (ms):', fleet.timings);
-}, 20 * 60_000);
-
-afterAll(async () => {
-  await fleet?.stop();
-}, 120_000);
+const fleet = withFleet({ nodes: 3, maxUnavailable: 1, variants: ['v2', 'v3'] });
 
 describe('a newer push during a rollout', () => {
   it('v3 pushed while v2 rolls out: v2 is superseded, the fleet converges on v3', async () => {
-    const f = fleet as Fleet;
-    const afterSeq = (await f.events()).at(-1)?.seq ?? 0;
-    const load = startLoad({ url: f.haproxy.url, ratePerSecond: 40, durationMs: 150_000 });
-    await sleep(1_500);
+    const f = fleet();
+    const afterSeq = await lastEventSeq(f);
+    const load = await steadyLoad(f, 150_000, 1_500);
     const pushedAtMs = Date.now();
     const v2 = await f.push('v2');
     await eventually(
@@ -75,11 +68,10 @@ describe('a newer push during a rollout', () => {
   }, 240_000);
 
   it('v1, v2, v1, v2, v1 by pushes, then baton rollback and retry: every one converges, one node at a time, 0 failed requests', async () => {
-    const f = fleet as Fleet;
-    const afterSeq = (await f.events()).at(-1)?.seq ?? 0;
+    const f = fleet();
+    const afterSeq = await lastEventSeq(f);
     const startedAtMs = Date.now();
-    const load = startLoad({ url: f.haproxy.url, ratePerSecond: 40, durationMs: 300_000 });
-    await sleep(1_500);
+    const load = await steadyLoad(f, 300_000, 1_500);
     const timings: string[] = [];
     const converge = async (label: string, digest: string, since: number): Promise<void> => {
       await f.waitConverged(digest, 90_000);

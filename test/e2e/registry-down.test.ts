@@ -3,26 +3,18 @@
  * under load. The agents' polls time out and back off; no node touches its container and no
  * request fails. When the registry answers again, a push rolls out as usual.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
-import { describeLoad, startLoad } from '../../tools/fleet/load.js';
+import { describe, expect, it } from 'vitest';
+import { sleep } from '../../tools/fleet/wait.js';
+import { describeLoad } from '../../tools/fleet/load.js';
+import { steadyLoad, withFleet } from './fixture.js';
 
-let fleet: Fleet | undefined;
-
-beforeAll(async () => {
-  fleet = await startFleet({ nodes: 3, maxUnavailable: 1, variants: ['v2'] });
-}, 20 * 60_000);
-
-afterAll(async () => {
-  await fleet?.stop();
-}, 120_000);
+const fleet = withFleet({ nodes: 3, maxUnavailable: 1, variants: ['v2'] });
 
 describe('registry down', () => {
   it('a hung registry takes nothing down; once it answers again, a push rolls out', async () => {
-    const f = fleet as Fleet;
+    const f = fleet();
     const marks = f.nodes.map((n) => n.agent.mark());
-    const load = startLoad({ url: f.haproxy.url, ratePerSecond: 40, durationMs: 150_000 });
-    await sleep(1_000);
+    const load = await steadyLoad(f, 150_000, 1_000);
     const hungAtMs = Date.now();
     f.pauseRegistry();
     await sleep(15_000);

@@ -3,28 +3,19 @@
  * converges on v2's digest, no request fails (I6), and never more than maxUnavailable (1) app
  * containers are down at once (I1) — by the engines' own events and by the coordinator's event log.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatBatonEvents, replayLeases, sleep, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
-import { describeLoad, startLoad } from '../../tools/fleet/load.js';
+import { describe, expect, it } from 'vitest';
+import { formatBatonEvents, replayLeases } from '../../tools/fleet/lease-log.js';
+import { sleep } from '../../tools/fleet/wait.js';
+import { describeLoad } from '../../tools/fleet/load.js';
+import { lastEventSeq, steadyLoad, withFleet } from './fixture.js';
 
-let fleet: Fleet | undefined;
-
-beforeAll(async () => {
-  fleet = await startFleet({ nodes: 3, maxUnavailable: 1, variants: ['v2'] });
-  console.log('fleet timings (ms):', fleet.timings);
-}, 20 * 60_000);
-
-afterAll(async () => {
-  await fleet?.stop();
-}, 120_000);
+const fleet = withFleet({ nodes: 3, maxUnavailable: 1, variants: ['v2'] });
 
 describe('rollout under load', () => {
   it('push v2: every node converges, 0 failed requests, at most 1 node down (engines and lease log)', async () => {
-    const f = fleet as Fleet;
-    const before = await f.events();
-    const afterSeq = before.at(-1)?.seq ?? 0;
-    const load = startLoad({ url: f.haproxy.url, ratePerSecond: 40, durationMs: 90_000 });
-    await sleep(2_000);
+    const f = fleet();
+    const afterSeq = await lastEventSeq(f);
+    const load = await steadyLoad(f, 90_000, 2_000);
 
     const pushedAtMs = Date.now();
     const digest = await f.push('v2');

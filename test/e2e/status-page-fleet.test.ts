@@ -6,28 +6,24 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from '../../tools/fleet/browser.js';
 import { repositoryRoot } from '../../tools/fleet/coordinator.js';
-import { eventually, startFleet, type Fleet } from '../../tools/fleet/fleet.js';
+import { eventually } from '../../tools/fleet/wait.js';
+import { withFleet } from './fixture.js';
 
-let fleet: Fleet | undefined;
+const fleet = withFleet({ nodes: 3, maxUnavailable: 1, variants: ['v2'] });
 let browser: Browser | undefined;
 const artifacts = join(repositoryRoot, '.test-artifacts');
 
 beforeAll(async () => {
-  fleet = await startFleet({ nodes: 3, maxUnavailable: 1, variants: ['v2'] });
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic'],
-  });
+  browser = await launchChromium();
   mkdirSync(artifacts, { recursive: true });
 }, 20 * 60_000);
 
 afterAll(async () => {
   await browser?.close();
-  await fleet?.stop();
 }, 120_000);
 
 // Page code is given as text: the project compiles without the DOM's types.
@@ -57,7 +53,7 @@ interface Seen {
 
 describe('status page during a real rollout', () => {
   it('shows the rollout of v2 progressing node by node, live, with each lease holder in turn', async () => {
-    const f = fleet as Fleet;
+    const f = fleet();
     const context = await (browser as Browser).newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
     try {
       const page = await context.newPage();

@@ -11,20 +11,14 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statusResponseSchema, eventSchema, type BatonEvent, type StatusResponse } from '../../shared/api/v1.js';
-import {
-  agentLines,
-  spawnAgentProcess,
-  stopAllAgentProcesses,
-  writeAgentConfig,
-  type AgentConfigFile,
-  type AgentConfigOptions,
-  type AgentLogLine,
-} from '../../tools/fleet/agent.js';
+import { agentLines, spawnAgentProcess, stopAllAgentProcesses, type AgentLogLine } from '../../tools/fleet/agent.js';
+import { writeAgentConfig, type AgentConfigFile, type AgentConfigOptions } from '../../tools/fleet/agent-config.js';
 import { startInProcessCoordinator, type InProcessCoordinator } from '../../tools/fleet/coordinator.js';
 import { startDockerd, type TestDockerd } from '../../tools/fleet/dockerd.js';
 import { call } from '../../tools/fleet/http.js';
 import { buildTestImages, pushAs, testAppImage, type TestImages } from '../../tools/fleet/images.js';
 import { freePort, startRegistry, type RunningRegistry } from '../../tools/fleet/registry.js';
+import { eventually, sleep } from '../../tools/fleet/wait.js';
 
 let registry: RunningRegistry;
 let builder: TestDockerd;
@@ -34,23 +28,6 @@ const engines: TestDockerd[] = [];
 const configs: AgentConfigFile[] = [];
 const tempDirs: string[] = [];
 const timings: Record<string, number> = {};
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  let last: unknown;
-  while (performance.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await sleep(150);
-  }
-  throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${String(last)}`}`);
-}
 
 async function get(url: string): Promise<{ status: number; body: string }> {
   const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
@@ -183,7 +160,7 @@ describe('baton agent on a real engine, registry and coordinator', () => {
     const provisioned = await eventually('coordinator: node-a healthy on v1', async () => {
       const node = (await groupStatus('node-a'))?.nodes.find((n) => n.nodeId === 'node-a');
       return node?.health === 'healthy' && node.currentDigest === images.v1 ? node : undefined;
-    });
+    }, 20_000);
     expect(provisioned.step).toBe('idle');
     expect(provisioned.image).toBe(config.image);
     timings['a: provision'] = performance.now() - started;
@@ -236,7 +213,7 @@ describe('baton agent on a real engine, registry and coordinator', () => {
       const group = await groupStatus('node-a');
       const node = group?.nodes.find((n) => n.nodeId === 'node-a');
       return node?.currentDigest === images.v2 && node.health === 'healthy' && group?.leases.length === 0 ? true : undefined;
-    });
+    }, 20_000);
 
     // bad: health fails within the deadline; rolled back to v2, released `failed`, rollout halted.
     t = performance.now();
@@ -318,7 +295,7 @@ describe('baton agent on a real engine, registry and coordinator', () => {
       const group = await groupStatus('node-b');
       const node = group?.nodes.find((n) => n.nodeId === 'node-b');
       return node?.currentDigest === images.v2 && node.health === 'healthy' && group?.leases.length === 0 ? true : undefined;
-    });
+    }, 20_000);
     const log = await events('node-b');
     const releases = log.filter((e) => e.type === 'release').map((e) => e.outcome);
     expect(releases).toEqual(['abandoned', 'abandoned', 'updated']);
@@ -444,8 +421,10 @@ describe('baton agent on a real engine, registry and coordinator', () => {
       expect(side.State.Health?.Status).toBe('healthy');
       expect(side.Config.Labels?.['baton.digest']).toBe(digest);
     };
-    await eventually('side healthy', async () =>
-      (await docker.getContainer('side').inspect()).State.Health?.Status === 'healthy' ? true : undefined,
+    await eventually(
+      'side healthy',
+      async () => ((await docker.getContainer('side').inspect()).State.Health?.Status === 'healthy' ? true : undefined),
+      20_000,
     );
     await check(images.v1);
     // The command ran with the env, and wrote into the bind-mounted folder.

@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventSchema, leaseDecisionSchema } from '../../shared/api/v1.js';
 import { startInProcessCoordinator, type InProcessCoordinator } from '../../tools/fleet/coordinator.js';
-import { replayLeaseLog, sleep } from '../../tools/fleet/fleet-sim.js';
+import { replayLeaseLog } from '../../tools/fleet/fleet-sim.js';
+import { sleep } from '../../tools/fleet/wait.js';
 import { call, digestOf } from '../../tools/fleet/http.js';
 import { z } from 'zod';
 

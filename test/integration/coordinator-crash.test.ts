@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventSchema, leaseDecisionSchema, type LeaseGrant } from '../../shared/api/v1.js';
 import { spawnCoordinatorProcess, type CoordinatorProcess } from '../../tools/fleet/coordinator.js';
-import { replayLeaseLog, sleep } from '../../tools/fleet/fleet-sim.js';
+import { replayLeaseLog } from '../../tools/fleet/fleet-sim.js';
+import { sleep } from '../../tools/fleet/wait.js';
 import { call, digestOf } from '../../tools/fleet/http.js';
 
 const nodes = Array.from({ length: 8 }, (_, index) => `crash-${index}`);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorResponseSchema, leaseGrantSchema } from '../../shared/api/v1.js';
 import { startInProcessCoordinator, type InProcessCoordinator } from '../../tools/fleet/coordinator.js';
-import { sleep } from '../../tools/fleet/fleet-sim.js';
+import { sleep } from '../../tools/fleet/wait.js';
 import { call, digestOf, snapshotDatabase } from '../../tools/fleet/http.js';
 
 /** Lease expiry in real time (the rules' unit tests drive it with a manual clock). */

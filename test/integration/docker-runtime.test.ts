@@ -20,23 +20,7 @@ import { silentLogger } from '../../shared/logger.js';
 import { startDockerd, type TestDockerd } from '../../tools/fleet/dockerd.js';
 import { buildTestImages, pushAs, testAppImage, testAppPaths, type TestImages } from '../../tools/fleet/images.js';
 import { freePort, startRegistry, type RunningRegistry } from '../../tools/fleet/registry.js';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  let last: unknown;
-  while (performance.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${String(last)}`}`);
-}
+import { eventually, sleep } from '../../tools/fleet/wait.js';
 
 async function get(url: string): Promise<{ status: number; body: string }> {
   const response = await fetch(url, { redirect: 'follow', signal: AbortSignal.timeout(5_000) });
@@ -181,13 +165,13 @@ describe('DockerRuntime on a real engine', () => {
     const version = await eventually('the app to answer', async () => {
       const answer = await get(`http://127.0.0.1:${appPort}${testAppPaths.version}`);
       return answer.status === 200 ? answer.body : undefined;
-    });
+    }, 10_000);
     expect(version).toBe('v1');
     expect((await get(`http://127.0.0.1:${appPort}${testAppPaths.info}`)).body).toMatch(/^v1 node-1 /);
     const healthy = await eventually('docker health', async () => {
       const current = await runtime.inspect('web');
       return current?.health === 'healthy' ? current : undefined;
-    });
+    }, 10_000);
     expect(healthy).toMatchObject({ running: true, exitCode: null, digest: images.v1 });
 
     // The app's switch for "this node turned unhealthy".
@@ -301,14 +285,14 @@ describe('DockerRuntime on a real engine', () => {
     await runtime.create(spec({ name: 'bad', env: { APP_PORT: String(appPort) } }), 'bad-svc', ref(images.bad), images.bad);
     await runtime.start('bad');
     const base = `http://127.0.0.1:${appPort}`;
-    await eventually('the bad app to answer', async () => ((await get(`${base}/version`)).status === 200 ? true : undefined));
+    await eventually('the bad app to answer', async () => ((await get(`${base}/version`)).status === 200 ? true : undefined), 10_000);
     expect(await get(`${base}/version`)).toEqual({ status: 200, body: 'bad' });
     expect((await get(`${base}${testAppPaths.health}`)).status).toBe(500);
     expect((await get(`${base}${testAppPaths.staticHealth}`)).status).toBe(500); // 302 -> /health/ -> 500
     const unhealthy = await eventually('docker health unhealthy', async () => {
       const info = await runtime.inspect('bad');
       return info?.health === 'unhealthy' ? info : undefined;
-    });
+    }, 10_000);
     expect(unhealthy).toMatchObject({ running: true, digest: images.bad });
     await runtime.stop('bad', 2);
     await runtime.remove('bad');

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { statusResponseSchema } from '../../shared/api/v1.js';
 import { repositoryRoot, startInProcessCoordinator, type InProcessCoordinator } from '../../tools/fleet/coordinator.js';
+import { launchChromium } from '../../tools/fleet/browser.js';
 import { call, digestOf } from '../../tools/fleet/http.js';
 import { SimAgent, simFleet } from '../../tools/fleet/sim-agent.js';
 import { ManualClock } from '../../shared/testing/clock.js';
@@ -30,11 +31,7 @@ describe('status page in headless Chromium', () => {
   const dialogs: string[] = [];
 
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic'],
-    });
+    browser = await launchChromium();
     mkdirSync(artifacts, { recursive: true });
   });
   afterAll(async () => browser?.close());

@@ -1,7 +1,7 @@
 /**
  * Runs the real `baton agent` (the built `dist/cli/baton.js`, so `npm run build` first) as a child
- * process for integration and end-to-end tests, and writes realistic agent configs for a simulated
- * host (its own dockerd, its own 127.0.0.x address).
+ * process for integration and end-to-end tests. Its config comes from agent-config.ts; under socket
+ * activation, the process is started by socket-activation.ts and watched here all the same.
  *
  *   const file = await writeAgentConfig({ nodeId: 'node-1', hostAddress: '127.0.0.2',
  *     coordinatorUrl: coordinator.url, dockerSocket: host.socketPath, registryHost: registry.host });
@@ -14,179 +14,17 @@
  * stops the ones still running (for afterAll).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect as connectTcp } from 'node:net';
-import { constants as osConstants, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { stringify } from 'yaml';
 import { batonCli } from './coordinator.js';
-import { testAppPaths, testAppImage } from './images.js';
-import { freePort } from './registry.js';
 
 /** One pino line of the agent, parsed (`msg`, `level` as a label, `step`, `service`...). */
 export type AgentLogLine = Record<string, unknown> & { msg?: string; level?: string };
 
-/** A service entry of the agent config, as written to the file (before schema defaults). */
-export type ServiceConfigInput = Record<string, unknown>;
-
-export interface AgentConfigOptions {
-  /** The node id (also used for APP_NODE in the app container). */
-  nodeId: string;
-  /** The simulated host's loopback address (127.0.0.x): readiness and the app listen there. */
-  hostAddress: string;
-  /** One or more coordinator base URLs. */
-  coordinatorUrl: string | string[];
-  /** The host's dockerd socket (TestDockerd.socketPath). */
-  dockerSocket: string;
-  /** `127.0.0.1:<port>` of the test registry; the service follows `<registryHost>/testapp:<tag>`. */
-  registryHost: string;
-  /** Tag followed; default `latest`. Ignored when `image` is given. */
-  tag?: string;
-  /** Image followed, overriding `<registryHost>/testapp:<tag>`. */
-  image?: string;
-  /** Group of the `app` service; default `app`. */
-  group?: string;
-  /** Container name of the service; default `app`. */
-  containerName?: string;
-  /** Port the app listens on, on hostAddress; default a free one. */
-  appPort?: number;
-  /** Port of the readiness endpoint, on hostAddress; default a free one. */
-  readinessPort?: number;
-  /** Where the config file and (by default) the state dir go; default a fresh temp dir. */
-  dir?: string;
-  /** Default `<dir>/state`. */
-  stateDir?: string;
-  /** Poll schedule; default every 2 s with 300 ms splay. */
-  cron?: string;
-  splayMs?: number;
-  /** Coordinator token (agent or join token). */
-  token?: string;
-  /** Default `debug` (the `polled` line is debug). */
-  logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  /** Merged over the generated `app` service (shallow; `health` and `env` are merged one level deeper). */
-  service?: ServiceConfigInput;
-  /** More services, written as given, after `app`. */
-  extraServices?: ServiceConfigInput[];
-  /** Merged over the top level of the generated config (e.g. `registry`, `docker`). */
-  overrides?: Record<string, unknown>;
-  /** File format; default `yaml`. */
-  format?: 'yaml' | 'json';
-}
-
-export interface AgentConfigFile {
-  /** Path of the written config file. */
-  path: string;
-  /** Folder of the config file (removed by `remove()` when the helper created it). */
-  dir: string;
-  /** The config as written (raw, before schema defaults). */
-  config: Record<string, unknown>;
-  nodeId: string;
-  hostAddress: string;
-  stateDir: string;
-  containerName: string;
-  /** `<hostAddress>:<port>` the readiness endpoint listens on. */
-  readinessListen: string;
-  /** `http://<hostAddress>:<port>/ready/<containerName>` */
-  readinessUrl: string;
-  appPort: number;
-  /** `http://<hostAddress>:<appPort>`: the app container's base URL. */
-  appUrl: string;
-  /** The image (by tag) the service follows. */
-  image: string;
-  /** Removes the folder when the helper created it. */
-  remove(): Promise<void>;
-}
-
-/**
- * Writes an agent config for one simulated host with one service `app`: the test app image by tag,
- * host networking, APP_ADDR/APP_PORT on the host's address, an HTTP health check on
- * /cgi-bin/health with short timings, short drain and readmit times.
- */
-export async function writeAgentConfig(options: AgentConfigOptions): Promise<AgentConfigFile> {
-  const created = options.dir === undefined;
-  const dir = options.dir ?? (await mkdtemp(join(tmpdir(), `baton-agent-${safe(options.nodeId)}-`)));
-  const stateDir = options.stateDir ?? join(dir, 'state');
-  const address = options.hostAddress;
-  const [appPort, readinessPort] = await Promise.all([
-    options.appPort ?? freePort(address),
-    options.readinessPort ?? freePort(address),
-  ]);
-  const containerName = options.containerName ?? 'app';
-  const image = options.image ?? testAppImage(options.registryHost, options.tag ?? 'latest');
-  const readinessListen = `${address}:${readinessPort}`;
-  const appUrl = `http://${address}:${appPort}`;
-
-  const baseService: ServiceConfigInput = {
-    group: options.group ?? 'app',
-    image,
-    containerName,
-    env: { APP_ADDR: address, APP_PORT: String(appPort), APP_NODE: options.nodeId, APP_GRACE_SECONDS: '2' },
-    health: {
-      http: { url: `${appUrl}${testAppPaths.health}`, timeoutMs: 1_000 },
-      intervalMs: 300,
-      idleIntervalMs: 2_000,
-      consecutivePasses: 2,
-      deadlineMs: 8_000,
-      minHealthyMs: 1_000,
-    },
-    networkMode: 'host',
-    restartPolicy: 'unless-stopped',
-    stopTimeoutSeconds: 5,
-    drainSeconds: 1,
-    readmitSeconds: 1,
-  };
-  const override = options.service ?? {};
-  const service: ServiceConfigInput = {
-    ...baseService,
-    ...override,
-    env: { ...(baseService.env as object), ...((override.env as object | undefined) ?? {}) },
-    health: { ...(baseService.health as object), ...((override.health as object | undefined) ?? {}) },
-  };
-
-  const config: Record<string, unknown> = {
-    nodeId: options.nodeId,
-    host: address,
-    coordinator: {
-      urls: Array.isArray(options.coordinatorUrl) ? options.coordinatorUrl : [options.coordinatorUrl],
-      requestTimeoutMs: 3_000,
-      ...(options.token !== undefined ? { token: options.token } : {}),
-    },
-    docker: { socketPath: options.dockerSocket, requestTimeoutMs: 60_000 },
-    registry: { requestTimeoutMs: 5_000 },
-    schedule: { cron: options.cron ?? '*/2 * * * * *', splayMs: options.splayMs ?? 300 },
-    readiness: { listen: readinessListen },
-    stateDir,
-    logLevel: options.logLevel ?? 'debug',
-    services: [service, ...(options.extraServices ?? [])],
-    ...options.overrides,
-  };
-
-  const format = options.format ?? 'yaml';
-  const path = join(dir, format === 'yaml' ? 'agent.yaml' : 'agent.json');
-  await writeFile(path, format === 'yaml' ? stringify(config) : `${JSON.stringify(config, null, 2)}\n`);
-  return {
-    path,
-    dir,
-    config,
-    nodeId: options.nodeId,
-    hostAddress: address,
-    stateDir,
-    containerName,
-    readinessListen,
-    readinessUrl: `http://${readinessListen}/ready/${containerName}`,
-    appPort,
-    appUrl,
-    image,
-    remove: async () => {
-      if (created) await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
-
 export interface SpawnAgentOptions {
-  /** An existing config file (e.g. from writeAgentConfig). */
+  /** An existing config file (e.g. from writeAgentConfig in agent-config.ts). */
   configFile?: string;
   /** Or a config object, written as JSON to a temp dir. */
   config?: unknown;
@@ -279,7 +117,7 @@ export async function spawnAgentProcess(options: SpawnAgentOptions): Promise<Age
   return handle.agent;
 }
 
-interface AgentHandle {
+export interface AgentHandle {
   agent: AgentProcess;
   output: string[];
   stdoutLine(text: string): void;
@@ -290,9 +128,9 @@ interface AgentHandle {
 
 /**
  * The AgentProcess of one agent process, fed its lines and its end by whoever runs it: a direct
- * child (spawnAgentProcess) or a socket-activation supervisor (startSocketActivatedAgents).
+ * child (spawnAgentProcess) or a socket-activation supervisor (startSocketActivatedAgents, socket-activation.ts).
  */
-function agentHandle(source: {
+export function agentHandle(source: {
   pid: number;
   process: ChildProcess;
   configFile: string;
@@ -414,190 +252,6 @@ function agentHandle(source: {
   };
 }
 
-// ---- Socket activation: the readiness socket held across agent restarts, as systemd does
-
-/** Debian's `systemd-socket-activate` (package systemd), or undefined when it is not installed. */
-export const SOCKET_ACTIVATE_BINARY = ['/usr/bin/systemd-socket-activate', '/bin/systemd-socket-activate'].find((path) => existsSync(path));
-
-export interface SocketActivatedAgentOptions {
-  /** The agent's config file. */
-  configFile: string;
-  /** `host:port` systemd-socket-activate listens on and passes to every agent (usually the config's readiness.listen). */
-  listen: string;
-  /** Extra environment (BATON_*); the agents get only PATH plus these (and LISTEN_PID/LISTEN_FDS). */
-  environment?: Record<string, string>;
-  echo?: string;
-}
-
-/**
- * One simulated host's `baton-agent.socket` plus `baton-agent.service`: `systemd-socket-activate -l
- * <listen>` holds the readiness socket for the supervisor's whole life and runs a small shell
- * supervisor (in place of systemd's service manager) that starts one agent process per `start()`,
- * passing the socket as fd 3 with LISTEN_FDS=1 and LISTEN_PID set to that agent's own pid (the
- * agent is exec'd in a subshell, so the pid is its own). While no agent runs, connections to the
- * socket wait in its queue and are answered by the next agent, exactly as under systemd.
- *
- * Each agent is an AgentProcess like spawnAgentProcess's (`process` is the supervisor's child:
- * the agent itself is its grandchild); `kill(signal)` signals the agent only, never the socket.
- * `stop()` ends the supervisor and whatever agent runs.
- */
-export interface SocketActivatedAgents {
-  /** systemd-socket-activate's pid (the supervisor shell after its exec). */
-  pid: number;
-  listen: string;
-  /** Starts the next agent process (the previous one must have exited); resolves once it runs. */
-  start(): Promise<AgentProcess>;
-  /** The supervisor's own output lines (systemd-socket-activate's and the markers). */
-  supervisorLines(): string[];
-  stop(): Promise<void>;
-}
-
-const markerPrefix = '@@baton-supervisor ';
-
-export async function startSocketActivatedAgents(options: SocketActivatedAgentOptions): Promise<SocketActivatedAgents> {
-  if (SOCKET_ACTIVATE_BINARY === undefined) throw new Error('systemd-socket-activate is not installed (Debian package systemd)');
-  const [host, portText] = [options.listen.slice(0, options.listen.lastIndexOf(':')), options.listen.slice(options.listen.lastIndexOf(':') + 1)];
-  const port = Number(portText);
-  // Reads one command a line on stdin: `start` runs one agent in the foreground, then reports its end.
-  // Markers go to stdout and stderr both, so the reader knows both streams of an agent are complete.
-  const script = String.raw`
-node="$1"; cli="$2"; config="$3"
-while IFS= read -r command; do
-  case "$command" in
-    start)
-      ( echo "${markerPrefix}pid $BASHPID"; export LISTEN_PID=$BASHPID LISTEN_FDS=1; exec "$node" "$cli" agent --config "$config" </dev/null )
-      code=$?
-      echo "${markerPrefix}exited $code"; echo "${markerPrefix}exited $code" >&2
-      ;;
-    exit) exit 0 ;;
-  esac
-done
-`;
-  const environment = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...options.environment };
-  const child = spawn(
-    SOCKET_ACTIVATE_BINARY,
-    [
-      '-l',
-      options.listen,
-      ...Object.entries(environment).flatMap(([name, value]) => ['-E', `${name}=${value}`]),
-      '/bin/bash',
-      '-c',
-      script,
-      'baton-agent-supervisor',
-      process.execPath,
-      batonCli,
-      options.configFile,
-    ],
-    { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: environment },
-  );
-  const pid = child.pid ?? -1;
-  const killGroup = (): void => {
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      // Gone.
-    }
-  };
-  process.once('exit', killGroup);
-  const supervisorLines: string[] = [];
-  let current: AgentHandle | undefined;
-  let pendingPid: ((pid: number) => void) | undefined;
-  let endMarkers = 0;
-  let exitCode: number | undefined;
-  const onMarker = (text: string): void => {
-    const words = text.slice(markerPrefix.length).split(' ');
-    if (words[0] === 'pid') {
-      pendingPid?.(Number(words[1]));
-      pendingPid = undefined;
-    } else if (words[0] === 'exited') {
-      exitCode = Number(words[1]);
-      endMarkers += 1;
-      if (endMarkers === 2 && current !== undefined) {
-        // bash reports a death by signal N as 128 + N.
-        const signalName =
-          exitCode > 128 ? ((Object.entries(osConstants.signals).find(([, n]) => n === exitCode! - 128)?.[0] as NodeJS.Signals | undefined) ?? null) : null;
-        current.ended(signalName !== null ? { code: null, signal: signalName } : { code: exitCode, signal: null });
-      }
-    }
-  };
-  let listening!: () => void;
-  const listeningNow = new Promise<void>((resolve) => (listening = resolve));
-  createInterface({ input: child.stdout! }).on('line', (text) => {
-    if (text.startsWith(markerPrefix)) {
-      supervisorLines.push(text);
-      onMarker(text);
-    } else current?.stdoutLine(text);
-  });
-  createInterface({ input: child.stderr! }).on('line', (text) => {
-    if (text.startsWith(markerPrefix)) {
-      supervisorLines.push(text);
-      onMarker(text);
-    } else if (current === undefined || !current.agent.running || /^(Listening on|Communication attempt|Execing) /.test(text)) {
-      supervisorLines.push(text);
-      if (text.startsWith('Listening on')) listening();
-    } else current.stderrLine(text);
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  void exited.then(() => {
-    process.removeListener('exit', killGroup);
-    current?.ended({ code: null, signal: 'SIGKILL' });
-    listening();
-  });
-
-  // systemd-socket-activate binds, then waits for a first connection before it execs the
-  // supervisor: make one (the first agent accepts it and sees it closed).
-  await Promise.race([listeningNow, new Promise((r) => setTimeout(r, 10_000))]);
-  if (child.exitCode !== null || child.signalCode !== null) {
-    throw new Error(`systemd-socket-activate exited at start: ${supervisorLines.join('\n')}`);
-  }
-  await new Promise<void>((resolve) => {
-    const socket = connectTcp({ host, port }, () => {
-      socket.end();
-      resolve();
-    });
-    socket.on('error', () => resolve());
-  });
-
-  const start = async (): Promise<AgentProcess> => {
-    if (current?.agent.running) throw new Error('startSocketActivatedAgents: an agent is still running');
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error('the socket-activation supervisor has exited');
-    endMarkers = 0;
-    const agentPid = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the supervisor did not start an agent within 10 s: ${supervisorLines.slice(-10).join('\n')}`)), 10_000);
-      pendingPid = (p) => {
-        clearTimeout(timer);
-        resolve(p);
-      };
-      child.stdin!.write('start\n');
-    });
-    current = agentHandle({
-      pid: agentPid,
-      process: child,
-      configFile: options.configFile,
-      echo: options.echo ?? (process.env.BATON_TEST_ECHO ? `[${options.configFile}]` : undefined),
-      signal: (signal) => {
-        try {
-          process.kill(agentPid, signal);
-        } catch {
-          // Already gone.
-        }
-      },
-    });
-    return current.agent;
-  };
-
-  return {
-    pid,
-    listen: options.listen,
-    start,
-    supervisorLines: () => [...supervisorLines],
-    stop: async () => {
-      killGroup();
-      await exited;
-    },
-  };
-}
-
 /** SIGKILLs every agent process this test process spawned that is still running. */
 export async function stopAllAgentProcesses(): Promise<void> {
   await Promise.allSettled([...runningAgents].map((agent) => agent.kill('SIGKILL', 10_000)));
@@ -621,7 +275,3 @@ export const agentLines = {
   docker: (msg: string, container?: string) => (line: AgentLogLine) =>
     line.msg === msg && (container === undefined || line.container === container),
 };
-
-function safe(text: string): string {
-  return text.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 40);
-}

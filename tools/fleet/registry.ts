@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -172,4 +173,24 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
   }
   await rm(dir, { recursive: true, force: true });
   throw lastError;
+}
+
+/** Signals the registry's process, found by its command line (`docker-registry serve <dir>/config.yml`). */
+export function signalRegistry(registry: RunningRegistry, signal: NodeJS.Signals): void {
+  const configPath = join(registry.dir, 'config.yml');
+  const pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  for (const pid of pids) {
+    let cmdline = '';
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    const args = cmdline.split('\0');
+    if (args[0] === REGISTRY_BINARY && args.includes(configPath)) {
+      process.kill(Number(pid), signal);
+      return;
+    }
+  }
+  throw new Error(`registry process for ${configPath} not found`);
 }

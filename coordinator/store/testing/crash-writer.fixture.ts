@@ -4,7 +4,7 @@
  * until the test kills it with SIGKILL. Resumes from the stored version when restarted.
  */
 import { openSqliteStore } from '../sqlite.js';
-import { appendEvent, groupRecord, newEvent, nodeRecord, putGroup, putNode, t0 } from './store.fixtures.js';
+import { appendEvent, eventRecord, groupRecord, nodeRecord, putGroup, putNode, t0 } from './store.fixtures.js';
 
 const crashGroup = 'crash';
 
@@ -24,7 +24,7 @@ for (let commits = 0; commits < maxCommits; commits += 1) {
   const [event] = await store.commit(crashGroup, version, [
     putGroup(groupRecord(crashGroup, next)),
     putNode(nodeRecord(crashGroup, `node-${next % 7}`, { lastHeartbeatMs: t0 + next })),
-    appendEvent(newEvent(crashGroup, { type: 'renew', fencingToken: next, message: padding })),
+    appendEvent(eventRecord(crashGroup, { type: 'renew', fencingToken: next, message: padding })),
   ]);
   version = next;
   // Writes to a pipe are synchronous on Linux: once this returns, the parent can read the ack.

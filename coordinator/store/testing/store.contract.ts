@@ -7,10 +7,10 @@ import {
   deleteNode,
   digest,
   drainRecord,
+  eventRecord,
   groupRecord,
   heartbeat,
   leaseRecord,
-  newEvent,
   nodeRecord,
   putDrain,
   putGroup,
@@ -54,7 +54,7 @@ function seedChanges(group = 'web'): Change[] {
     putNode(nodeRecord(group, 'node-2')),
     putRollout(rolloutRecord(group, `${group}-rollout-1`)),
     putLease(leaseRecord(group, `${group}-lease-1`, { rolloutId: `${group}-rollout-1` })),
-    appendEvent(newEvent(group, { type: 'grant', nodeId: 'node-1', leaseId: `${group}-lease-1`, fencingToken: 1 })),
+    appendEvent(eventRecord(group, { type: 'grant', nodeId: 'node-1', leaseId: `${group}-lease-1`, fencingToken: 1 })),
   ];
 }
 
@@ -67,7 +67,7 @@ function nextBatch(group: string, expectedVersion: number): Change[] {
   return [
     putGroup(groupRecord(group, expectedVersion + 1, { lastFencingToken: 1 })),
     putNode(nodeRecord(group, `node-${expectedVersion + 10}`)),
-    appendEvent(newEvent(group, { type: 'node-joined', nodeId: `node-${expectedVersion + 10}` })),
+    appendEvent(eventRecord(group, { type: 'node-joined', nodeId: `node-${expectedVersion + 10}` })),
   ];
 }
 
@@ -129,7 +129,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         });
         const drained = drainRecord('web', 'drain-2', { nodeId: 'node-2' });
         const undrained = drainRecord('web', 'drain-1', { nodeId: 'node-2', reason: null, endedAtMs: t0 - 10, endedAs: 'undrained' });
-        const event = newEvent('web', {
+        const event = eventRecord('web', {
           type: 'release',
           nodeId: 'node-2',
           digest: digest('c'),
@@ -228,7 +228,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           putGroup(groupRecord('web', 2, { lastFencingToken: 1 })),
           deleteNode('web', 'node-1'),
           putLease(forgotten),
-          appendEvent(newEvent('web', { type: 'node-forgotten', nodeId: 'node-1' })),
+          appendEvent(eventRecord('web', { type: 'node-forgotten', nodeId: 'node-1' })),
         ]);
 
         const state = await store.loadGroup('web');
@@ -253,8 +253,8 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
 
       it('returns the appended events, and only those, with their sequence numbers', async () => {
         expect(await store.commit('web', 0, [putGroup(groupRecord('web', 1))])).toEqual([]);
-        const first = newEvent('web', { type: 'pause', reason: 'operator' });
-        const second = newEvent('web', { type: 'resume', atMs: t0 + 1 });
+        const first = eventRecord('web', { type: 'pause', reason: 'operator' });
+        const second = eventRecord('web', { type: 'resume', atMs: t0 + 1 });
         const events = await store.commit('web', 1, [
           appendEvent(first),
           putGroup(groupRecord('web', 2)),
@@ -288,7 +288,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           store.commit('web', 1, nextBatch('web', 1)),
           store.commit('web', 1, [
             putGroup(groupRecord('web', 2, { paused: true, lastFencingToken: 1 })),
-            appendEvent(newEvent('web', { type: 'pause' })),
+            appendEvent(eventRecord('web', { type: 'pause' })),
           ]),
         ]);
         const rejected = results.filter((result) => result.status === 'rejected');
@@ -303,7 +303,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         await seed(store);
         const before = await snapshot(store, ['web']);
         for (const version of [1, 3]) {
-          const batch = [appendEvent(newEvent('web')), putGroup(groupRecord('web', version))];
+          const batch = [appendEvent(eventRecord('web')), putGroup(groupRecord('web', version))];
           await expect(store.commit('web', 1, batch)).rejects.toBeInstanceOf(InvalidBatchError);
         }
         expect(await snapshot(store, ['web'])).toEqual(before);
@@ -320,7 +320,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           putRollout(rolloutRecord('api', 'api-rollout-2', { targetDigest: digest('d') })),
           putLease(leaseRecord('api', 'api-lease-1', { endedAtMs: t0, endedAs: 'expired' })),
           putDrain(drainRecord('api', 'api-drain-1')),
-          appendEvent(newEvent('api')),
+          appendEvent(eventRecord('api')),
           putGroup(groupRecord('api', 2)),
         ];
         for (const intruder of intruders) {
@@ -359,10 +359,10 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           putGroup(groupRecord('web', 2, { lastFencingToken: 3 })),
           putNode(nodeRecord('web', 'node-3')),
           deleteNode('web', 'node-2'),
-          appendEvent(newEvent('web', { type: 'node-joined', nodeId: 'node-3' })),
+          appendEvent(eventRecord('web', { type: 'node-joined', nodeId: 'node-3' })),
           failing,
           putRollout(rolloutRecord('web', 'rollout-after', { targetDigest: digest('f') })),
-          appendEvent(newEvent('web', { type: 'grant' })),
+          appendEvent(eventRecord('web', { type: 'grant' })),
         ];
         await expect(store.commit('web', 1, batch)).rejects.toThrow();
         expect(await snapshot(store, ['web'])).toEqual(before);
@@ -378,12 +378,12 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         await seed(store, 'api');
         await store.commit('web', 1, [
           putGroup(groupRecord('web', 2, { lastFencingToken: 1 })),
-          appendEvent(newEvent('web', { type: 'renew', atMs: t0 + 1 })),
-          appendEvent(newEvent('web', { type: 'release', atMs: t0 + 2, outcome: 'updated' })),
+          appendEvent(eventRecord('web', { type: 'renew', atMs: t0 + 1 })),
+          appendEvent(eventRecord('web', { type: 'release', atMs: t0 + 2, outcome: 'updated' })),
         ]);
         await store.commit('api', 1, [
           putGroup(groupRecord('api', 2, { lastFencingToken: 1 })),
-          appendEvent(newEvent('api', { type: 'halt', reason: 'health check failed' })),
+          appendEvent(eventRecord('api', { type: 'halt', reason: 'health check failed' })),
         ]);
         return store.readEvents(allEvents);
       }

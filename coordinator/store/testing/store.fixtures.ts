@@ -1,11 +1,12 @@
-import type {
-  Change,
-  DrainRecord,
-  GroupRecord,
-  LeaseRecord,
-  NewEvent,
-  NodeRecord,
-  RolloutRecord,
+import {
+  newEvent,
+  type Change,
+  type DrainRecord,
+  type GroupRecord,
+  type LeaseRecord,
+  type NewEvent,
+  type NodeRecord,
+  type RolloutRecord,
 } from '../../state/model.js';
 
 /** Record builders for store tests: valid defaults, overridable per test. */
@@ -88,20 +89,8 @@ export function drainRecord(group: string, drainId: string, overrides: Partial<D
   };
 }
 
-export function newEvent(group: string, overrides: Partial<NewEvent> = {}): NewEvent {
-  return {
-    atMs: t0,
-    type: 'grant',
-    group,
-    nodeId: null,
-    digest: null,
-    leaseId: null,
-    fencingToken: null,
-    reason: null,
-    outcome: null,
-    message: null,
-    ...overrides,
-  };
+export function eventRecord(group: string, overrides: Partial<NewEvent> = {}): NewEvent {
+  return newEvent({ atMs: t0, type: 'grant', group, ...overrides });
 }
 
 export const putGroup = (group: GroupRecord): Change => ({ kind: 'put-group', group });
