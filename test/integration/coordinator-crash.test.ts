@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { eventSchema, leaseDecisionSchema, type LeaseGrant } from '../../shared/api/v1.js';
 import { spawnCoordinatorProcess, type CoordinatorProcess } from '../../tools/fleet/coordinator.js';
 import { replayLeaseLog } from '../../tools/fleet/fleet-sim.js';
-import { sleep } from '../../tools/fleet/wait.js';
+import { eventually, sleep } from '../../tools/fleet/wait.js';
 import { call, digestOf } from '../../tools/fleet/http.js';
 
 const nodes = Array.from({ length: 8 }, (_, index) => `crash-${index}`);
@@ -81,7 +81,9 @@ describe('coordinator killed with SIGKILL mid-stream', () => {
       }
     })();
 
-    await sleep(1_500);
+    // Killed once enough traffic was answered, however long a loaded machine takes to answer it.
+    await eventually('25 grants answered', async () => (answeredGrants.length >= 25 ? true : undefined), 30_000);
+    await sleep(200);
     killed = true;
     expect(await running.kill('SIGKILL')).toBeNull();
     await stream;
