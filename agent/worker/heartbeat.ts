@@ -82,14 +82,17 @@ export class HeartbeatLoop {
     // The step as the beat starts: the health probe below takes a moment, and a step as short as a
     // lease granted at once is still reported.
     const step = state.step;
+    const health = await this.health();
     const answer = await deps.coordinator.heartbeat(
       deps.nodeId,
       {
         group: service.group,
         host: deps.host,
         image: service.image,
+        // Read after the probe: a digest read before it could predate a release made meanwhile,
+        // and tell the coordinator the old digest after it recorded the new one.
         currentDigest: state.runningDigest,
-        ...(await this.health()),
+        ...health,
         step,
         agentVersion: deps.agentVersion,
         ...(deps.configProblem !== undefined ? { configProblem: deps.configProblem } : {}),

@@ -72,6 +72,7 @@ export class ServiceRepairs implements MonitorRepairs {
       report({ type: 'reconcile-failed', service: service.containerName, error, failures: this.failures, retryInMs });
     } finally {
       state.resetStep();
+      state.markChanged();
     }
   }
 

@@ -196,7 +196,9 @@ function updateDepsFor(deps: WorkerDeps, name: string, state: ServiceState): Upd
     random: deps.random,
     logger: deps.logger,
     nodeId: deps.config.nodeId,
-    onStep: (step) => state.setStep(step),
+    // The end (idle) is reported by the caller once it has recorded the digest that runs now: a beat
+    // sent at `idle` before that would tell the coordinator the old digest after the release.
+    onStep: (step) => (step === 'idle' ? state.resetStep() : state.setStep(step)),
     // No lease while the engine is unreachable: the update could not stop or start anything.
     holdLeaseRequest: async () => {
       const answer = await deps.readiness.check(name).catch(() => undefined);
