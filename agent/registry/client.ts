@@ -16,6 +16,7 @@ import {
 } from './errors.js';
 import { createSender, headerValue, statusError, type HttpRequest, type HttpResponse } from './http.js';
 import { formatPlatform, matchPlatform, type Platform } from './platform.js';
+import type { RegistryTls } from './tls.js';
 import { acceptedManifestTypes, imageIndexSchema, indexMediaTypes, manifestMediaTypes } from './schemas.js';
 
 export interface RegistryClientOptions {
@@ -30,6 +31,8 @@ export interface RegistryClientOptions {
   clock: Clock;
   /** Transport; tests pass a MockAgent or a counting wrapper. Default: an undici Agent the client owns. */
   dispatcher?: Dispatcher;
+  /** CAs and client certificate of the Agent the client creates (from `loadRegistryTls`); ignored with `dispatcher`. */
+  tls?: RegistryTls;
   /** How many index digest → platform digest answers are kept (default 256). */
   indexCacheSize?: number;
 }
@@ -80,7 +83,12 @@ export function createRegistryClient(options: RegistryClientOptions): ClosableRe
   const { clock, logger, timeoutMs } = options;
   const ownDispatcher =
     options.dispatcher === undefined
-      ? new Agent({ connectTimeout: timeoutMs, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
+      ? new Agent({
+          connectTimeout: timeoutMs,
+          headersTimeout: timeoutMs,
+          bodyTimeout: timeoutMs,
+          ...(options.tls === undefined ? {} : { connect: options.tls }),
+        })
       : undefined;
   const send = createSender(options.dispatcher ?? (ownDispatcher as Agent), timeoutMs);
   const auth = new Authenticator({ credentials: options.credentials, clock, send, logger });
