@@ -58,6 +58,16 @@ describe.skipIf(skipReason !== undefined)(`registry client over mutual TLS${skip
     return c;
   };
 
+  /** The resolve fails to connect; returns the transport error's cause as text. */
+  const refusedCause = async (tls: RegistryTls | undefined): Promise<string> => {
+    await pushImage(plain.url, 'team/app', 'v1');
+    const error = await registryClient(tls)
+      .resolve(`${secure.host}/team/app:v1`)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RegistryConnectionError);
+    return String((error as Error).cause);
+  };
+
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'baton-registry-tls-'));
     ca = await createTestCa(dir);
@@ -86,23 +96,13 @@ describe.skipIf(skipReason !== undefined)(`registry client over mutual TLS${skip
   });
 
   it('without the CA, the registry certificate is not trusted', async () => {
-    await pushImage(plain.url, 'team/app', 'v1');
-    const error = await registryClient(undefined)
-      .resolve(`${secure.host}/team/app:v1`)
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(RegistryConnectionError);
-    expect(String((error as Error).cause)).toMatch(/certificate/i);
+    expect(await refusedCause(undefined)).toMatch(/certificate/i);
   });
 
   it('with the CA but no client certificate, the registry refuses the connection', async () => {
-    await pushImage(plain.url, 'team/app', 'v1');
     const tls = await loadRegistryTls({ caFile: ca.certFile });
-    const error = await registryClient(tls)
-      .resolve(`${secure.host}/team/app:v1`)
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(RegistryConnectionError);
     // TLS 1.3: the registry verifies the (absent) client certificate after the handshake and hangs up.
-    expect(String((error as Error).cause)).toMatch(/other side closed|certificate|alert/i);
+    expect(await refusedCause(tls)).toMatch(/other side closed|certificate|alert/i);
   });
 
   it('a client certificate of another CA is refused too', async () => {
@@ -111,11 +111,7 @@ describe.skipIf(skipReason !== undefined)(`registry client over mutual TLS${skip
     const other = await createTestCa(otherDir, 'another CA');
     const stranger = await other.issueClient('stranger');
     const tls = await loadRegistryTls({ caFile: ca.certFile, ...stranger });
-    const error = await registryClient(tls)
-      .resolve(`${secure.host}/team/app:v1`)
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(RegistryConnectionError);
-    expect(String((error as Error).cause)).toMatch(/other side closed|certificate|alert/i);
+    expect(await refusedCause(tls)).toMatch(/other side closed|certificate|alert/i);
   });
 
   it('refuses at start, naming the field: an unreadable file, a file that holds no certificate, a key of another certificate', async () => {
