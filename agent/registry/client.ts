@@ -58,9 +58,13 @@ export function isLoopbackRegistry(registry: string): boolean {
   return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
-/** `http` for loopback registries and those listed as insecure (`host:port`, or `host` for any port); `https` otherwise. */
-export function registryScheme(registry: string, insecureRegistries: string[]): 'http' | 'https' {
-  if (isLoopbackRegistry(registry)) return 'http';
+/**
+ * `http` for registries listed as insecure (`host:port`, or `host` for any port) and, unless
+ * `registry.tls` is set, for loopback ones (as Docker does); `https` otherwise. With `registry.tls`
+ * the operator asked for TLS: a loopback registry then speaks it too, unless listed as insecure.
+ */
+export function registryScheme(registry: string, insecureRegistries: string[], tlsConfigured = false): 'http' | 'https' {
+  if (!tlsConfigured && isLoopbackRegistry(registry)) return 'http';
   const wanted = registry.toLowerCase();
   for (const entry of insecureRegistries) {
     const normalized = entry
@@ -96,7 +100,7 @@ export function createRegistryClient(options: RegistryClientOptions): ClosableRe
   /** `registry/repository@indexDigest` → platform manifest digest; digests are content addresses, so never stale. */
   const platformDigests = new Map<string, string>();
 
-  const baseUrl = (ref: ImageReference): string => `${registryScheme(ref.registry, options.insecureRegistries)}://${ref.registry}`;
+  const baseUrl = (ref: ImageReference): string => `${registryScheme(ref.registry, options.insecureRegistries, options.tls !== undefined)}://${ref.registry}`;
 
   /** Sends with whatever authorization the registry asked for; after a 401 learns the challenge and retries once. */
   async function exchange(ref: ImageReference, req: HttpRequest, signal?: AbortSignal): Promise<HttpResponse> {
