@@ -25,6 +25,7 @@ import { inheritedSockets, unsetListenEnvironment } from './readiness/systemd.js
 import { createRegistryClient } from './registry/client.js';
 import { loadCredentialStore, type CredentialStore } from './registry/credentials.js';
 import { ociPlatform } from './registry/platform.js';
+import { loadRegistryTls, type RegistryTls } from './registry/tls.js';
 import { parseImageReference } from '../shared/image-ref.js';
 import { FileDrainStateStore } from './drain/state.js';
 import { FileUpdateJournal } from './update/state-file.js';
@@ -55,6 +56,7 @@ export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): 
   let config: AgentConfig;
   let token: string | undefined;
   let credentials: CredentialStore;
+  let registryTls: RegistryTls | undefined;
   try {
     // An invalid file falls back to the last known good copy when there is one (agent/config/startup.ts).
     const decided = await decideStartupConfig({ configPath, environment, files: fileStartupFiles, nowMs: Date.now(), batonVersion });
@@ -72,6 +74,7 @@ export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): 
       // A username and password go only to the registries the services' images live in.
       registries: config.services.map((service) => parseImageReference(service.image).registry),
     });
+    registryTls = await loadRegistryTls(config.registry.tls);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`baton agent: ${error.message}\n`);
@@ -88,6 +91,7 @@ export async function runAgent(argv: string[], environment: NodeJS.ProcessEnv): 
     credentials,
     platform: ociPlatform(process.platform, process.arch),
     insecureRegistries: config.registry.insecureRegistries,
+    ...(registryTls === undefined ? {} : { tls: registryTls }),
     logger,
     clock,
   });

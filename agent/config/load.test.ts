@@ -44,3 +44,20 @@ describe('agentConfigFromDocument', () => {
     expect(problemsOf(document({}, { listen }))).toEqual([{ path: 'readiness.listen', message }]);
   });
 });
+
+describe('agentConfigFromDocument: registry.tls', () => {
+  const withTls = (tls: unknown) => ({ ...document(), registry: { tls } });
+
+  it('takes a CA alone, a client certificate alone, or both', () => {
+    expect(problemsOf(withTls({ caFile: '/etc/baton/registry-ca.pem' }))).toEqual([]);
+    expect(problemsOf(withTls({ certFile: '/etc/baton/node.pem', keyFile: '/etc/baton/node.key' }))).toEqual([]);
+    expect(problemsOf(withTls({ caFile: '/a', certFile: '/b', keyFile: '/c' }))).toEqual([]);
+  });
+
+  it('names the missing half of a client certificate, an empty path and an unknown field', () => {
+    expect(problemsOf(withTls({ certFile: '/etc/baton/node.pem' }))).toEqual([{ path: 'registry.tls.keyFile', message: 'certFile needs keyFile' }]);
+    expect(problemsOf(withTls({ keyFile: '/etc/baton/node.key' }))).toEqual([{ path: 'registry.tls.certFile', message: 'keyFile needs certFile' }]);
+    expect(problemsOf(withTls({ caFile: '' }))).toEqual([{ path: 'registry.tls.caFile', message: expect.any(String) }]);
+    expect(problemsOf(withTls({ ca: '/a' }))).toEqual([{ path: 'registry.tls', message: expect.stringMatching(/ca/) }]);
+  });
+});

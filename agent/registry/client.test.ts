@@ -130,6 +130,9 @@ describe('resolve: a single manifest', () => {
       await expect(t.client.resolve(`${host}/team/app:v1`)).resolves.toMatchObject({ digest: D1 });
     }
     expect(registryScheme('insecure.example.com:5001', ['insecure.example.com:5000'])).toBe('https');
+    // registry.tls set: TLS to loopback too, unless the registry is listed as insecure.
+    expect(registryScheme('127.0.0.1:5000', [], true)).toBe('https');
+    expect(registryScheme('127.0.0.1:5000', ['127.0.0.1:5000'], true)).toBe('http');
     expect(isLoopbackRegistry('127.8.9.10:1')).toBe(true);
     expect(isLoopbackRegistry('[::1]:5000')).toBe(true);
     expect(isLoopbackRegistry('127.example.com')).toBe(false);

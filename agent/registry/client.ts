@@ -16,6 +16,7 @@ import {
 } from './errors.js';
 import { createSender, headerValue, statusError, type HttpRequest, type HttpResponse } from './http.js';
 import { formatPlatform, matchPlatform, type Platform } from './platform.js';
+import type { RegistryTls } from './tls.js';
 import { acceptedManifestTypes, imageIndexSchema, indexMediaTypes, manifestMediaTypes } from './schemas.js';
 
 export interface RegistryClientOptions {
@@ -30,6 +31,8 @@ export interface RegistryClientOptions {
   clock: Clock;
   /** Transport; tests pass a MockAgent or a counting wrapper. Default: an undici Agent the client owns. */
   dispatcher?: Dispatcher;
+  /** CAs and client certificate of the Agent the client creates (from `loadRegistryTls`); ignored with `dispatcher`. */
+  tls?: RegistryTls;
   /** How many index digest → platform digest answers are kept (default 256). */
   indexCacheSize?: number;
 }
@@ -55,9 +58,13 @@ export function isLoopbackRegistry(registry: string): boolean {
   return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
-/** `http` for loopback registries and those listed as insecure (`host:port`, or `host` for any port); `https` otherwise. */
-export function registryScheme(registry: string, insecureRegistries: string[]): 'http' | 'https' {
-  if (isLoopbackRegistry(registry)) return 'http';
+/**
+ * `http` for registries listed as insecure (`host:port`, or `host` for any port) and, unless
+ * `registry.tls` is set, for loopback ones (as Docker does); `https` otherwise. With `registry.tls`
+ * the operator asked for TLS: a loopback registry then speaks it too, unless listed as insecure.
+ */
+export function registryScheme(registry: string, insecureRegistries: string[], tlsConfigured = false): 'http' | 'https' {
+  if (!tlsConfigured && isLoopbackRegistry(registry)) return 'http';
   const wanted = registry.toLowerCase();
   for (const entry of insecureRegistries) {
     const normalized = entry
@@ -80,7 +87,12 @@ export function createRegistryClient(options: RegistryClientOptions): ClosableRe
   const { clock, logger, timeoutMs } = options;
   const ownDispatcher =
     options.dispatcher === undefined
-      ? new Agent({ connectTimeout: timeoutMs, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
+      ? new Agent({
+          connectTimeout: timeoutMs,
+          headersTimeout: timeoutMs,
+          bodyTimeout: timeoutMs,
+          ...(options.tls === undefined ? {} : { connect: options.tls }),
+        })
       : undefined;
   const send = createSender(options.dispatcher ?? (ownDispatcher as Agent), timeoutMs);
   const auth = new Authenticator({ credentials: options.credentials, clock, send, logger });
@@ -88,7 +100,7 @@ export function createRegistryClient(options: RegistryClientOptions): ClosableRe
   /** `registry/repository@indexDigest` → platform manifest digest; digests are content addresses, so never stale. */
   const platformDigests = new Map<string, string>();
 
-  const baseUrl = (ref: ImageReference): string => `${registryScheme(ref.registry, options.insecureRegistries)}://${ref.registry}`;
+  const baseUrl = (ref: ImageReference): string => `${registryScheme(ref.registry, options.insecureRegistries, options.tls !== undefined)}://${ref.registry}`;
 
   /** Sends with whatever authorization the registry asked for; after a 401 learns the challenge and retries once. */
   async function exchange(ref: ImageReference, req: HttpRequest, signal?: AbortSignal): Promise<HttpResponse> {

@@ -1,17 +1,29 @@
 import { isFinalRefusal, type RefusalReason, type ReleaseOutcome } from '../../shared/api/v1.js';
 import { backoffDelayMs, withJitterMs, type BackoffPolicy } from '../../shared/backoff.js';
-import { LeaseLostError } from '../coordinator/errors.js';
+import { checkGrant, checkRelease } from '../coordinator/answer-checks.js';
+import { CoordinatorProtocolError, LeaseLostError } from '../coordinator/errors.js';
 import { HeldLease } from './lease.js';
 import { Interrupted, result, step, type Run, type UpdateResult } from './run.js';
 
 /** The update's exchanges with the coordinator about its lease: asking until granted (step 4), handing it back (step 9). */
 
-/** Refusals that end the attempt: waiting would not help (`stale`: the tag moved; the agent polls again). */
 /** Refusals that end this attempt: final ones, `stale` (poll again at once) and `drained` (wait for the undrain). */
 const endsAttempt = (reason: RefusalReason): boolean => isFinalRefusal(reason) || reason === 'stale' || reason === 'drained';
 
 /** After a failed acquire request (coordinator unreachable): short, capped, reset by any answer. */
 const defaultLeaseRetryBackoff: BackoffPolicy = { initialDelayMs: 1_000, maxDelayMs: 5_000, multiplier: 2 };
+
+/**
+ * Bounds of a refusal's `retryAfterMs`, whatever the coordinator says: a buggy or hostile one can
+ * neither make the agent ask again in a tight loop nor park it for hours.
+ */
+export const minRefusalRetryMs = 100;
+export const maxRefusalRetryMs = 5 * 60_000;
+
+/** A refusal's retryAfterMs within [minRefusalRetryMs, maxRefusalRetryMs]. */
+export function boundedRetryAfterMs(retryAfterMs: number): number {
+  return Math.min(maxRefusalRetryMs, Math.max(minRefusalRetryMs, retryAfterMs));
+}
 
 /** Delays between attempts to deliver a release. */
 const releaseRetryBackoff: BackoffPolicy = { initialDelayMs: 500, maxDelayMs: 5_000, multiplier: 2 };
@@ -42,18 +54,25 @@ export async function acquireLease(run: Run): Promise<UpdateResult | undefined> 
       let delayMs: number;
       try {
         const { observedAfterSeq } = run.target;
-        const decision = await coordinator.acquire(
-          {
-            nodeId,
-            group: run.service.group,
-            targetDigest: run.target.digest,
-            image: run.service.image,
-            ...(observedAfterSeq === undefined ? {} : { observedAfterSeq }),
-          },
-          signal,
-        );
+        const request = {
+          nodeId,
+          group: run.service.group,
+          targetDigest: run.target.digest,
+          image: run.service.image,
+          ...(observedAfterSeq === undefined ? {} : { observedAfterSeq }),
+        };
+        const decision = await coordinator.acquire(request, signal);
         note.fields.attempts = attempt + 1;
         if (decision.granted) {
+          const wrong = checkGrant(request, decision);
+          if (wrong !== undefined) {
+            // Not ours to act on, nor to hand back: the update ends here, before anything changed.
+            run.deps.logger.error(
+              { err: wrong, service: run.name, leaseId: decision.leaseId, grantedTo: { nodeId: decision.nodeId, group: decision.group, targetDigest: decision.targetDigest } },
+              'the coordinator granted a lease this node did not ask for; ignoring it',
+            );
+            throw new Interrupted('error', wrong.message);
+          }
           const lease = new HeldLease(
             decision,
             sentAtMs,
@@ -81,9 +100,10 @@ export async function acquireLease(run: Run): Promise<UpdateResult | undefined> 
         // coordinator's retryAfterMs plus up to half of it in jitter, without growing, so the next
         // node takes a freed slot within about one retryAfterMs.
         failures = 0;
-        delayMs = withJitterMs(decision.retryAfterMs, decision.retryAfterMs / 2, random);
+        const waitMs = boundedRetryAfterMs(decision.retryAfterMs);
+        delayMs = withJitterMs(waitMs, waitMs / 2, random);
       } catch (error) {
-        if (signal.aborted) throw error;
+        if (signal.aborted || error instanceof Interrupted) throw error;
         run.deps.logger.debug({ err: error, service: run.name }, 'lease request failed; retrying');
         delayMs = backoffDelayMs(failures, random, policy);
         failures += 1;
@@ -105,14 +125,21 @@ export async function releaseLease(run: Run, outcome: ReleaseOutcome, message?: 
   const { coordinator, clock, random, logger } = run.deps;
   for (let attempt = 0; ; attempt += 1) {
     try {
-      await coordinator.release(lease.leaseId, {
+      const answer = await coordinator.release(lease.leaseId, {
         fencingToken: lease.fencingToken,
         outcome,
         ...(message === undefined ? {} : { message: message.slice(0, 2_000) }),
       });
+      const wrong = checkRelease(lease.leaseId, answer);
+      if (wrong !== undefined) throw wrong;
       await lease.stop();
       return outcome;
     } catch (error) {
+      if (error instanceof CoordinatorProtocolError) {
+        // Asking again would get the same answer; the lease ends at its expiry on the coordinator.
+        logger.error({ err: error, leaseId: lease.leaseId, outcome }, 'release answered with a protocol error; not retried');
+        return 'not-released';
+      }
       if (error instanceof LeaseLostError) {
         logger.warn({ err: error, leaseId: lease.leaseId, outcome }, 'release refused: the lease had already ended');
         return 'not-released';

@@ -3,6 +3,7 @@ import { backoffDelayMs, type BackoffPolicy } from '../../shared/backoff.js';
 import type { Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';
 import type { RandomSource } from '../../shared/random.js';
+import { checkRenew } from '../coordinator/answer-checks.js';
 import { LeaseLostError } from '../coordinator/errors.js';
 import type { CoordinatorClient } from '../ports.js';
 
@@ -15,7 +16,8 @@ export interface LeaseKeeperDeps {
 
 /**
  * A granted lease while the agent works under it. It renews in the background every ttlMs/3;
- * a renew the coordinator refuses (lease lost) ends it at once, and transient failures are retried
+ * a renew the coordinator refuses (lease lost) ends it at once, and so does a renew answered for
+ * another lease id or fencing token (a protocol error: the lease is in doubt); transient failures are retried
  * with backoff until the lease's local expiry. Expiry is measured on the agent's own clock from
  * when the request that granted (or last renewed) the lease was SENT, so clock skew with the
  * coordinator never makes the agent believe it holds a lease longer than the coordinator does.
@@ -106,6 +108,13 @@ export class HeldLease {
       try {
         const renewed = await coordinator.renew(this.leaseId, this.fencingToken, stop);
         if (stop.aborted) return;
+        const wrong = checkRenew(this.leaseId, this.fencingToken, renewed);
+        if (wrong !== undefined) {
+          // An answer about another lease says nothing about this one: stop acting on it now.
+          logger.error({ err: wrong, leaseId: this.leaseId, answeredFor: { leaseId: renewed.leaseId, fencingToken: renewed.fencingToken } }, 'renew answered for another lease');
+          this.markLost(`lease ${this.leaseId} in doubt: ${wrong.message}`, false);
+          return;
+        }
         this.expiresAtLocalMs = Math.max(this.expiresAtLocalMs, sentAtMs + renewed.ttlMs);
         failures = 0;
       } catch (error) {

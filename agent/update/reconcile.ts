@@ -4,6 +4,7 @@ import type { ServiceConfig } from '../../shared/config/agent.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ContainerInfo, ContainerRuntime, CoordinatorClient, HealthProbe, Readiness } from '../ports.js';
 import { LeaseLostError } from '../coordinator/errors.js';
+import { checkRelease } from '../coordinator/answer-checks.js';
 import { oldContainerName, restorePrevious, stopAndRemove } from './containers.js';
 import { waitUntilHealthy, type HealthResult } from './health.js';
 import type { JournalEntry, UpdateJournal } from './state-file.js';
@@ -214,11 +215,13 @@ async function releaseOnce(
   message: string | undefined,
 ): Promise<ReleaseOutcome | 'not-released'> {
   try {
-    await deps.coordinator.release(entry.leaseId, {
+    const answer = await deps.coordinator.release(entry.leaseId, {
       fencingToken: entry.fencingToken,
       outcome,
       ...(message === undefined ? {} : { message: message.slice(0, 2_000) }),
     });
+    const wrong = checkRelease(entry.leaseId, answer);
+    if (wrong !== undefined) throw wrong;
     return outcome;
   } catch (error) {
     if (error instanceof LeaseLostError) {

@@ -128,6 +128,21 @@ export const agentConfigSchema = z
         requestTimeoutMs: durationMs(100, 120_000).default(10_000),
         /** Use plain HTTP for these registries (loopback registries always do). */
         insecureRegistries: z.array(z.string()).default([]),
+        /**
+         * TLS to the registries (the agent's HEAD; pulls are the engine's): a PEM CA bundle trusted
+         * besides Node.js's public CAs, and a client certificate and key for registries that require one.
+         */
+        tls: z
+          .strictObject({
+            caFile: z.string().min(1).optional(),
+            certFile: z.string().min(1).optional(),
+            keyFile: z.string().min(1).optional(),
+          })
+          .superRefine((t, ctx) => {
+            if (t.certFile !== undefined && t.keyFile === undefined) ctx.addIssue({ code: 'custom', path: ['keyFile'], message: 'certFile needs keyFile' });
+            if (t.keyFile !== undefined && t.certFile === undefined) ctx.addIssue({ code: 'custom', path: ['certFile'], message: 'keyFile needs certFile' });
+          })
+          .optional(),
       })
       .default({ insecureRegistries: [], requestTimeoutMs: 10_000 }),
     schedule: z

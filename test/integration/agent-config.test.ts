@@ -82,7 +82,7 @@ describe('baton agent with an invalid config', () => {
     expect(stderr).not.toMatch(/\n\s+at /); // no stack trace
   });
 
-  it('exits 78 for a missing file, invalid YAML, a missing tokenFile and an invalid BATON_* override', async () => {
+  it('exits 78 for a missing file, invalid YAML, a missing tokenFile or registry CA file and an invalid BATON_* override', async () => {
     const missing = await spawnAgentProcess({ configFile: join(dir, 'nope.yaml') });
     expect((await missing.exited).code).toBe(78);
     expect(missing.stderr.join('\n')).toMatch(/cannot read file/);
@@ -97,6 +97,9 @@ describe('baton agent with an invalid config', () => {
     const token = await runWith({ ...base, coordinator: { ...base.coordinator, tokenFile: join(dir, 'no-token') } });
     expect(token.code).toBe(78);
     expect(token.stderr).toMatch(/coordinator\.tokenFile: cannot read/);
+    const registryCa = await runWith({ ...base, registry: { tls: { caFile: join(dir, 'no-ca.pem') } } });
+    expect(registryCa.code).toBe(78);
+    expect(registryCa.stderr).toMatch(/^ {2}- registry\.tls\.caFile: cannot read .*no-ca\.pem/m);
 
     // Alone (the schema is otherwise happy), each used to crash later with exit 70 and a stack trace.
     const cron = await runWith({ ...base, schedule: { cron: '61 * * * *' } });

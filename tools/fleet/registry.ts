@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -13,15 +13,26 @@ export const REGISTRY_BINARY = '/usr/bin/docker-registry';
 export interface StartRegistryOptions {
   /** Webhook the registry POSTs push and pull events to (must be a loopback URL). */
   notificationsUrl?: string;
+  /**
+   * Serve HTTPS with this certificate and key (PEM files); with `clientCaFile`, every client must
+   * present a certificate that CA signed (mutual TLS).
+   */
+  tls?: { certFile: string; keyFile: string; clientCaFile?: string };
+  /** The address to listen on; default 127.0.0.1. */
+  listenHost?: string;
+  /** Serve this storage folder (another registry's `storageDir`) instead of a fresh one. */
+  storageDir?: string;
 }
 
 export interface RunningRegistry {
-  /** e.g. `http://127.0.0.1:41234` */
+  /** e.g. `http://127.0.0.1:41234` (`https://` with `tls`) */
   url: string;
   /** e.g. `127.0.0.1:41234`: what image references start with. */
   host: string;
-  /** Folder holding the config and the storage. */
+  /** Folder holding the config (and the storage, unless `storageDir` was given). */
   dir: string;
+  /** The images: pass it as `storageDir` to serve them from a second registry. */
+  storageDir: string;
   stop(): Promise<void>;
 }
 
@@ -46,7 +57,8 @@ function assertLoopbackUrl(url: string): void {
   }
 }
 
-function registryConfig(storageDir: string, addr: string, notificationsUrl: string | undefined): string {
+function registryConfig(storageDir: string, addr: string, options: StartRegistryOptions): string {
+  const { notificationsUrl, tls } = options;
   const config: Record<string, unknown> = {
     version: 0.1,
     log: { level: 'warn', accesslog: { disabled: true }, formatter: 'text' },
@@ -55,7 +67,13 @@ function registryConfig(storageDir: string, addr: string, notificationsUrl: stri
       delete: { enabled: true },
       maintenance: { uploadpurging: { enabled: false } },
     },
-    http: { addr, secret: 'baton-test-registry-secret' },
+    http: {
+      addr,
+      secret: 'baton-test-registry-secret',
+      ...(tls === undefined
+        ? {}
+        : { tls: { certificate: tls.certFile, key: tls.keyFile, ...(tls.clientCaFile === undefined ? {} : { clientcas: [tls.clientCaFile] }) } }),
+    },
   };
   if (notificationsUrl !== undefined) {
     config.notifications = {
@@ -77,11 +95,13 @@ async function waitForExit(child: ChildProcess, timeoutMs: number): Promise<bool
 }
 
 async function launch(dir: string, options: StartRegistryOptions): Promise<RunningRegistry> {
-  const port = await freePort();
-  const host = `127.0.0.1:${port}`;
-  const url = `http://${host}`;
+  const listenHost = options.listenHost ?? '127.0.0.1';
+  const port = await freePort(listenHost);
+  const host = `${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`;
+  const url = `${options.tls === undefined ? 'http' : 'https'}://${host}`;
   const configPath = join(dir, 'config.yml');
-  await writeFile(configPath, registryConfig(join(dir, 'storage'), host, options.notificationsUrl));
+  const storageDir = options.storageDir ?? join(dir, 'storage');
+  await writeFile(configPath, registryConfig(storageDir, host, options));
 
   // A clean environment: REGISTRY_* variables would override the config file.
   const child = spawn(REGISTRY_BINARY, ['serve', configPath], {
@@ -120,13 +140,8 @@ async function launch(dir: string, options: StartRegistryOptions): Promise<Runni
         output,
       });
     }
-    try {
-      const res = await request(`${url}/v2/`, { signal: AbortSignal.timeout(1_000) });
-      await res.body.dump();
-      if (res.statusCode === 200) break;
-    } catch {
-      // Not listening yet.
-    }
+    // Over TLS the handshake needs the test's CA (and maybe a client certificate): listening is enough.
+    if (options.tls === undefined ? await answersV2(url) : await listening(listenHost, port)) break;
     if (Date.now() > deadline) {
       await stopProcess();
       throw new Error(`docker-registry did not answer GET /v2/ on ${host} within 20 s:\n${output}`);
@@ -138,6 +153,7 @@ async function launch(dir: string, options: StartRegistryOptions): Promise<Runni
     url,
     host,
     dir,
+    storageDir,
     stop: async () => {
       if (stopped) return;
       stopped = true;
@@ -146,8 +162,31 @@ async function launch(dir: string, options: StartRegistryOptions): Promise<Runni
   };
 }
 
+async function answersV2(url: string): Promise<boolean> {
+  try {
+    const res = await request(`${url}/v2/`, { signal: AbortSignal.timeout(1_000) });
+    await res.body.dump();
+    return res.statusCode === 200;
+  } catch {
+    return false; // Not listening yet.
+  }
+}
+
+function listening(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: 1_000 });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.once('timeout', () => done(false));
+  });
+}
+
 /**
- * Starts a real registry on 127.0.0.1 with filesystem storage in a fresh temporary folder and
+ * Starts a real registry on 127.0.0.1 (or `listenHost`, over HTTPS with `tls`) with filesystem storage in a fresh temporary folder and
  * waits until `GET /v2/` answers. Call `stop()` in afterAll: it kills the process and removes the folder.
  */
 export async function startRegistry(options: StartRegistryOptions = {}): Promise<RunningRegistry> {

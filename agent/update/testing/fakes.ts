@@ -409,8 +409,8 @@ export function coordinatorUnavailableError(message = 'coordinator unavailable')
 
 /** One scripted answer to acquire: a decision, an error to throw, or a refusal shorthand. */
 export type AcquireScript = LeaseDecision | Error | { refuse: RefusalReason; retryAfterMs?: number; rolloutSeq?: number };
-/** One scripted answer to renew. */
-export type RenewScript = 'ok' | 'lost' | 'unavailable';
+/** One scripted answer to renew: `{ answer }` overrides fields of the answer an `ok` would give. */
+export type RenewScript = 'ok' | 'lost' | 'unavailable' | { answer: Partial<RenewResponse> };
 
 export interface CoordinatorCall {
   op: 'heartbeat' | 'acquire' | 'renew' | 'release';
@@ -434,6 +434,8 @@ export class FakeCoordinator implements CoordinatorClient {
   private nextToken = 1;
   unavailable = false;
   ttlMs = 30_000;
+  /** Overrides fields of every release answer (an answer about another lease, say). */
+  releaseAnswer: Partial<ReleaseResponse> = {};
 
   constructor(private readonly clock: Clock) {}
 
@@ -519,7 +521,8 @@ export class FakeCoordinator implements CoordinatorClient {
       this.live.delete(leaseId);
       return Promise.reject(leaseLostError(leaseId, 'renew'));
     }
-    return Promise.resolve({ leaseId, fencingToken, ttlMs: this.ttlMs, expiresAtMs: this.clock.nowMs() + this.ttlMs });
+    const answer = { leaseId, fencingToken, ttlMs: this.ttlMs, expiresAtMs: this.clock.nowMs() + this.ttlMs };
+    return Promise.resolve(typeof scripted === 'object' ? { ...answer, ...scripted.answer } : answer);
   }
 
   release(leaseId: string, body: ReleaseRequest): Promise<ReleaseResponse> {
@@ -535,6 +538,7 @@ export class FakeCoordinator implements CoordinatorClient {
       leaseId,
       outcome: body.outcome,
       rolloutState: body.outcome === 'failed' ? 'halted' : 'in-progress',
+      ...this.releaseAnswer,
     });
   }
 
