@@ -1,4 +1,4 @@
-import { isFinalRefusal, type RefusalReason, type ReleaseOutcome } from '../../shared/api/v1.js';
+import { isFinalRefusal, releaseMessageMaxLength, toPrintableLine, type RefusalReason, type ReleaseOutcome } from '../../shared/api/v1.js';
 import { backoffDelayMs, withJitterMs, type BackoffPolicy } from '../../shared/backoff.js';
 import { LeaseLostError } from '../coordinator/errors.js';
 import { HeldLease } from './lease.js';
@@ -108,7 +108,7 @@ export async function releaseLease(run: Run, outcome: ReleaseOutcome, message?: 
       await coordinator.release(lease.leaseId, {
         fencingToken: lease.fencingToken,
         outcome,
-        ...(message === undefined ? {} : { message: message.slice(0, 2_000) }),
+        ...(message === undefined ? {} : { message: toPrintableLine(message, releaseMessageMaxLength) }),
       });
       await lease.stop();
       return outcome;
