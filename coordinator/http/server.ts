@@ -53,7 +53,12 @@ export function createHttpServer(options: HttpServerOptions) {
   const serve = <R extends (typeof apiRoutes)[keyof typeof apiRoutes]>(route: R, handler: RouteHandler<R>): void =>
     serveRoute(app, options.auth, route, handler);
 
-  serve(apiRoutes.healthz, () => ({ ok: true }) as const);
+  // Live, and able to commit: a store that cannot (read-only, full disk) answers 503 with the reason.
+  serve(apiRoutes.healthz, async () => {
+    const store = await service.storeWritable();
+    if (!store.ok) throw new ApiError('unavailable', `the store cannot commit: ${store.reason}`);
+    return { ok: true } as const;
+  });
   serve(apiRoutes.heartbeat, ({ params, body }) => service.heartbeat(params.nodeId, body));
   serve(apiRoutes.forget, ({ params, query }) => service.forget(params.nodeId, query.group));
   serve(apiRoutes.drain, ({ params, body }) => service.drain(params.nodeId, body.group, body.reason));

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlCharacters, eventSchema, statusResponseSchema } from '../../shared/api/v1.js';
 import { batonCli, startInProcessCoordinator, type InProcessCoordinator } from '../../tools/fleet/coordinator.js';
 import { call, digestOf } from '../../tools/fleet/http.js';
+import { runToExit, type ExitResult } from '../../tools/fleet/run.js';
 
 const adminToken = 'admin-token-0123456789abcdef';
 const agentToken = 'agent-token-0123456789abcdef';
@@ -17,18 +17,9 @@ const escaped = 'web\\x1b[2J\\x1b]0;owned\\x07\\x9b31m\\u202eevil\\x0aforged lin
 // baton events quotes reasons and messages as JSON strings (C0 as JSON escapes), then escapes the rest.
 const escapedInQuotes = '"web\\u001b[2J\\u001b]0;owned\\u0007\\x9b31m\\u202eevil\\nforged line"';
 
-function runCli(args: string[], url: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [batonCli, ...args, '--coordinator', url], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', BATON_TOKEN: adminToken },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+function runCli(args: string[], url: string): Promise<ExitResult> {
+  return runToExit(process.execPath, [batonCli, ...args, '--coordinator', url], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', BATON_TOKEN: adminToken },
   });
 }
 
