@@ -2,6 +2,7 @@ import { Agent, request } from 'undici';
 import type { z } from 'zod';
 import { errorResponseSchema, pathOf, type ApiRoute, type RouteAnswer, type RouteRequest } from '../shared/api/v1.js';
 import { CliError, CliExit } from './exit.js';
+import { escapeForTerminal } from './format.js';
 
 export interface AdminClientOptions {
   /** Base URL of the coordinator, e.g. http://127.0.0.1:7070 */
@@ -92,7 +93,7 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
     }
 
     const problem = errorResponseSchema.safeParse(parsed);
-    const message = problem.success ? problem.data.message : text.slice(0, 200).trim() || `HTTP ${statusCode}`;
+    const message = escapeForTerminal(problem.success ? problem.data.message : text.slice(0, 200).trim() || `HTTP ${statusCode}`);
     const code = problem.success ? problem.data.error : undefined;
     const prefix = `coordinator ${base} refused ${method} ${path}`;
     if (statusCode === 401) {

@@ -8,12 +8,11 @@ import {
   nodeIdSchema,
   groupNameSchema,
   type BatonEvent,
-  type DrainResponse,
-  type StatusResponse,
 } from '../shared/api/v1.js';
 import { createAdminClient, type AdminClient } from './client.js';
 import { CliError, CliExit, UsageError } from './exit.js';
-import { formatAge, formatDuration, formatEvent, renderTable, shortDigest } from './format.js';
+import { escapeForTerminal as esc, formatDuration, formatEvent, jsonForTerminal, shortDigest } from './format.js';
+import { describeDrain, renderNodes, renderStatus } from './render.js';
 import { commonHelp, commonOptions, parseCommandLine, parsePositiveInteger, resolveConnection } from './options.js';
 
 /** Where a command writes; the entry point passes the process streams, tests may pass their own. */
@@ -113,18 +112,7 @@ function bodyOf<T>(schema: z.ZodType<T>, fields: Record<string, string>): T {
   throw new UsageError(`--${String(issue?.path[0] ?? 'option')}: ${issue?.message ?? 'invalid'}`);
 }
 
-function describeDrain(command: 'drain' | 'undrain', answer: DrainResponse): string {
-  return answer.groups
-    .map(({ group, drained, changed }) => {
-      if (command === 'undrain') return `${answer.nodeId} (${group}): ${changed ? 'undrained, back in service' : 'was not drained'}`;
-      const why = drained?.reason ? `: ${drained.reason}` : '';
-      const since = drained ? ` since ${new Date(drained.sinceMs).toISOString()}` : '';
-      return `${answer.nodeId} (${group}): ${changed ? 'drained' : 'already drained'}${since}${why}`;
-    })
-    .join('\n');
-}
-
-const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
+const json = (value: unknown): string => `${jsonForTerminal(value, 2)}\n`;
 
 /** Runs one operator command; returns its exit code. CliErrors are reported by the caller. */
 export async function runOperatorCommand(
@@ -206,7 +194,7 @@ export async function runOperatorCommand(
           const verb = { pause: 'paused', resume: 'resumed', abort: 'aborted', rollback: 'rolling back', retry: 'retrying' }[command];
           const which = answer.targetDigest === null ? '' : ` (#${answer.rolloutSeq}, ${shortDigest(answer.targetDigest)})`;
           io.out(
-            `${answer.group}: ${verb}; group ${answer.paused ? 'is paused' : 'is not paused'}, ` +
+            `${esc(answer.group)}: ${verb}; group ${answer.paused ? 'is paused' : 'is not paused'}, ` +
               `rollout ${answer.rolloutState ?? 'none'}${which}\n`,
           );
         }
@@ -218,7 +206,7 @@ export async function runOperatorCommand(
       const nodeId = checked(nodeIdSchema, single(positionals, 'NODE'), 'node');
       run = async (client) => {
         const answer = await client.call(apiRoutes.forget, { params: { nodeId }, query: { group } });
-        io.out(asJson ? json(answer) : `forgot node ${answer.nodeId} in ${answer.groups.join(', ')}\n`);
+        io.out(asJson ? json(answer) : `forgot node ${esc(answer.nodeId)} in ${esc(answer.groups.join(', '))}\n`);
         return CliExit.ok;
       };
       break;
@@ -258,7 +246,7 @@ async function followEvents(
   options: { group: string | undefined; limit: number; follow: boolean; intervalMs: number; asJson: boolean },
   io: CommandIo,
 ): Promise<number> {
-  const print = (event: BatonEvent): void => io.out(`${options.asJson ? JSON.stringify(event) : formatEvent(event)}\n`);
+  const print = (event: BatonEvent): void => io.out(`${options.asJson ? jsonForTerminal(event) : formatEvent(event)}\n`);
   const first = await client.call(apiRoutes.events, { query: { limit: options.limit, group: options.group } });
   first.events.forEach(print);
   if (!options.follow) return CliExit.ok;
@@ -297,97 +285,4 @@ async function followEvents(
     }
   }
   return CliExit.ok;
-}
-
-export function renderStatus(status: StatusResponse, url: string): string {
-  const now = status.serverTimeMs;
-  const sections: string[] = [`Coordinator ${url} at ${new Date(now).toISOString()}`];
-  if (status.groups.length === 0) {
-    sections.push('No groups yet: agents join a group with their first heartbeat.');
-    return sections.join('\n\n');
-  }
-
-  sections.push(
-    renderTable(
-      ['GROUP', 'PAUSED', 'MAX UNAVAILABLE', 'NODES', 'ROLLOUT', 'TARGET', 'PROGRESS', 'LEASES', 'OPENED'],
-      status.groups.map((group) => {
-        const rollout = group.rollout;
-        const policy = group.policy;
-        const maxUnavailable =
-          typeof policy.maxUnavailable === 'string'
-            ? `${policy.maxUnavailable} (${policy.effectiveMaxUnavailable})`
-            : String(policy.effectiveMaxUnavailable);
-        return [
-          group.name,
-          group.paused ? 'yes' : 'no',
-          maxUnavailable,
-          String(group.nodes.length),
-          rollout?.state ?? '-',
-          shortDigest(rollout?.targetDigest),
-          rollout
-            ? `${rollout.progress.onTarget}/${rollout.progress.totalNodes} on target, ${rollout.progress.updating} updating`
-            : '-',
-          `${group.leases.length}/${policy.effectiveMaxUnavailable}`,
-          rollout ? formatAge(rollout.openedAtMs, now) : '-',
-        ];
-      }),
-    ),
-  );
-
-  const notes = status.groups.flatMap((group) => {
-    const rollout = group.rollout;
-    if (!rollout || rollout.state !== 'halted') return [];
-    const by = rollout.haltedByNodeId !== null ? ` by node ${rollout.haltedByNodeId}` : '';
-    const why = rollout.haltReason !== null ? `: ${rollout.haltReason}` : '';
-    return [`! ${group.name}: rollout to ${shortDigest(rollout.targetDigest)} halted${by}${why} (push a fixed image, or baton retry ${group.name})`];
-  });
-  if (notes.length > 0) sections.push(notes.join('\n'));
-
-  sections.push(renderNodes(status.groups.flatMap((group) => group.nodes), now));
-
-  const leases = status.groups.flatMap((group) => group.leases);
-  sections.push(
-    leases.length === 0
-      ? 'No leases held.'
-      : renderTable(
-          ['LEASE', 'GROUP', 'NODE', 'TOKEN', 'TARGET', 'HELD FOR', 'EXPIRES IN'],
-          leases.map((lease) => [
-            lease.leaseId,
-            lease.group,
-            lease.nodeId,
-            String(lease.fencingToken),
-            shortDigest(lease.targetDigest),
-            formatDuration(now - lease.grantedAtMs),
-            formatDuration(lease.timeLeftMs),
-          ]),
-        ),
-  );
-  return sections.join('\n\n');
-}
-
-export function renderNodes(nodes: StatusResponse['groups'][number]['nodes'], nowMs: number): string {
-  if (nodes.length === 0) return 'No nodes.';
-  // One line per agent running on its last known good config (its config file is invalid).
-  const configProblems = nodes.flatMap((node) => (node.configProblem !== null ? [`! ${node.nodeId} (${node.group}): ${node.configProblem}`] : []));
-  // One line per node an operator drained (it holds one of its group's slots until undrained).
-  const drained = nodes.flatMap((node) =>
-    node.drained !== null
-      ? [`~ ${node.nodeId} (${node.group}): drained for ${formatDuration(nowMs - node.drained.sinceMs)}${node.drained.reason !== null ? `: ${node.drained.reason}` : ''}`]
-      : [],
-  );
-  const table = renderTable(
-    ['NODE', 'GROUP', 'HOST', 'HEALTH', 'STEP', 'DIGEST', 'VERSION', 'LAST HEARTBEAT'],
-    nodes.map((node) => [
-      node.nodeId,
-      node.group,
-      node.host,
-      `${node.healthReason === null ? node.health : `${node.health}: ${node.healthReason}`}${node.drained !== null ? ' (drained)' : ''}`,
-      node.step,
-      shortDigest(node.currentDigest),
-      node.agentVersion,
-      `${formatAge(node.lastHeartbeatMs, nowMs)}${node.silent ? ' (SILENT)' : ''}`,
-    ]),
-  );
-  const notes = [...drained, ...configProblems];
-  return notes.length === 0 ? table : `${table}\n\n${notes.join('\n')}`;
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { statusNodeSchema } from '../shared/api/v1.js';
-import { renderNodes, runOperatorCommand } from './commands.js';
+import { runOperatorCommand } from './commands.js';
+import { renderNodes } from './render.js';
 import { UsageError } from './exit.js';
 
 const io = { out: () => undefined, err: () => undefined, signal: new AbortController().signal };

@@ -1,7 +1,34 @@
-import type { BatonEvent } from '../shared/api/v1.js';
+import { controlCharacters, type BatonEvent } from '../shared/api/v1.js';
 
-/** Columns padded to their widest cell, two spaces apart; the last column is not padded. */
-export function renderTable(headers: string[], rows: string[][]): string {
+const controlCharacter = new RegExp(controlCharacters.source, 'g');
+// The control characters JSON.stringify leaves as they are (it escapes C0 in strings; C0 outside them is its own indentation).
+const notEscapedByJson = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+const escapeOne = (character: string): string => {
+  const code = character.charCodeAt(0);
+  return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+};
+
+/**
+ * Text from the coordinator made safe to print: every control character the API refuses (C0 such
+ * as ESC and newlines, DEL, C1, U+2028/9, bidi overrides and isolates) is shown as `\xNN` or
+ * `\uNNNN` instead of acting on the terminal. Every renderer of the CLI prints through it.
+ */
+export function escapeForTerminal(text: string): string {
+  return text.replace(controlCharacter, escapeOne);
+}
+
+/**
+ * JSON of an answer, safe to print: JSON.stringify already escapes C0 controls, this also escapes
+ * C1, the separators and bidi controls (`\u009b`, `\u202e`, ...); it parses back to the same value.
+ */
+export function jsonForTerminal(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent).replace(notEscapedByJson, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Columns padded to their widest cell, two spaces apart; the last column is not padded. Cells are escaped for the terminal. */
+export function renderTable(headers: string[], rawRows: string[][]): string {
+  const rows = rawRows.map((row) => row.map(escapeForTerminal));
   const all = [headers, ...rows];
   const widths = headers.map((_, column) => Math.max(...all.map((row) => (row[column] ?? '').length)));
   return all
@@ -35,7 +62,7 @@ export function formatAge(atMs: number, nowMs: number): string {
   return `${formatDuration(nowMs - atMs)} ago`;
 }
 
-/** One line per event: time, sequence, type, group, then the fields that are set. */
+/** One line per event: time, sequence, type, group, then the fields that are set; escaped for the terminal. */
 export function formatEvent(event: BatonEvent): string {
   const fields: string[] = [];
   if (event.nodeId !== null) fields.push(`node=${event.nodeId}`);
@@ -45,5 +72,5 @@ export function formatEvent(event: BatonEvent): string {
   if (event.outcome !== null) fields.push(`outcome=${event.outcome}`);
   if (event.reason !== null) fields.push(`reason=${JSON.stringify(event.reason)}`);
   if (event.message !== null) fields.push(`message=${JSON.stringify(event.message)}`);
-  return [new Date(event.atMs).toISOString(), `#${event.seq}`, event.type.padEnd(18), event.group, ...fields].join(' ');
+  return escapeForTerminal([new Date(event.atMs).toISOString(), `#${event.seq}`, event.type.padEnd(18), event.group, ...fields].join(' '));
 }

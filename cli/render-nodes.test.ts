@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { statusNodeSchema } from '../shared/api/v1.js';
-import { renderNodes } from './commands.js';
+import { renderNodes } from './render.js';
 
 const node = (nodeId: string, configProblem?: string) =>
   statusNodeSchema.parse({

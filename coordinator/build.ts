@@ -13,6 +13,7 @@ import { CoordinatorService } from './service/service.js';
 import { statusPage } from './status-page/routes.js';
 import { openSqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
+import { StoreUnwritableError, writeFailureOf } from './store/write-failure.js';
 
 /** What the coordinator takes from the world; tests pass a manual clock, fixed ids and randomness, a store of their own. */
 export interface CoordinatorDeps {
@@ -57,7 +58,12 @@ export interface Coordinator {
 
 function openDefaultStore(config: CoordinatorConfig, logger: Logger): Store {
   const dataFile = resolve(config.dataFile);
-  mkdirSync(dirname(dataFile), { recursive: true });
+  try {
+    mkdirSync(dirname(dataFile), { recursive: true });
+  } catch (error) {
+    const reason = writeFailureOf(error);
+    throw reason === undefined ? error : new StoreUnwritableError(dataFile, reason, { cause: error });
+  }
   return openSqliteStore(dataFile, { logger });
 }
 

@@ -12,7 +12,8 @@ import {
 import { ConfigError, ExitCode } from '../shared/errors.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { parseHostPort } from '../shared/host-port.js';
-import { buildCoordinator } from './build.js';
+import { buildCoordinator, type Coordinator } from './build.js';
+import { StoreUnwritableError } from './store/write-failure.js';
 import { authIsConfigured, isLoopbackHost } from './http/auth.js';
 
 const usage = `usage: baton coordinator [--config FILE]
@@ -58,11 +59,17 @@ export async function runCoordinator(argv: string[], environment: NodeJS.Process
   }
 
   const logger = createLogger({ name: 'coordinator', level: config.logLevel });
-  const coordinator = await buildCoordinator(
-    config,
-    { clock: systemClock, random: systemRandom, logger, newId: randomUUID },
-    { processMetrics: true },
-  );
+  let coordinator: Coordinator;
+  try {
+    coordinator = await buildCoordinator(config, { clock: systemClock, random: systemRandom, logger, newId: randomUUID }, { processMetrics: true });
+  } catch (error) {
+    // A database it cannot write (read-only file or mount, full disk): one line, and no start that would answer 500 to every write.
+    if (error instanceof StoreUnwritableError) {
+      process.stderr.write(`baton coordinator: ${error.message}\n`);
+      return ExitCode.cantCreate;
+    }
+    throw error;
+  }
   const { host, port } = await coordinator.listen();
   logger.info({ listen: `${host}:${port}`, dataFile: resolve(config.dataFile) }, 'coordinator listening');
 

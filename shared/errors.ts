@@ -37,6 +37,8 @@ export const ExitCode = {
   dataError: 65,
   unavailable: 69,
   software: 70,
+  /** EX_CANTCREAT: the coordinator's database cannot be written. */
+  cantCreate: 73,
   tempFail: 75,
   noPermission: 77,
   config: 78,

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { configProblemMaxLength } from '../../shared/api/v1.js';
+import { configProblemMaxLength, toPrintableLine } from '../../shared/api/v1.js';
 import { defaultAgentStateDir, type AgentConfig } from '../../shared/config/agent.js';
 import { parseConfigText } from '../../shared/config/load.js';
 import { ConfigError } from '../../shared/errors.js';
@@ -128,14 +128,7 @@ export function lenientStateDir(document: unknown, environment: NodeJS.ProcessEn
 export function configProblemLine(error: ConfigError, copy: Pick<LastKnownGood, 'savedAt' | 'sha256'>): string {
   const fields = error.problems.map((p) => `${p.path === '' ? '(root)' : p.path}: ${p.message}`).join('; ');
   const running = ` (running on the last known good config of ${copy.savedAt}, sha256 ${copy.sha256.slice(0, 12)})`;
-  const head = oneLine(`invalid configuration in ${error.source}: ${fields}`);
-  const room = configProblemMaxLength - running.length;
-  return `${head.length > room ? `${head.slice(0, room - 1)}…` : head}${running}`;
-}
-
-function oneLine(text: string): string {
-  // eslint-disable-next-line no-control-regex -- control characters are what is replaced
-  return text.replace(/[\u0000-\u001f\u007f]+/g, ' ').replace(/ {2,}/g, ' ').trim();
+  return `${toPrintableLine(`invalid configuration in ${error.source}: ${fields}`, configProblemMaxLength - running.length)}${running}`;
 }
 
 function asConfigError(error: unknown): ConfigError {

@@ -1,4 +1,4 @@
-import { isFinalRefusal, type RefusalReason, type ReleaseOutcome } from '../../shared/api/v1.js';
+import { isFinalRefusal, releaseMessageMaxLength, toPrintableLine, type RefusalReason, type ReleaseOutcome } from '../../shared/api/v1.js';
 import { backoffDelayMs, withJitterMs, type BackoffPolicy } from '../../shared/backoff.js';
 import { checkGrant, checkRelease } from '../coordinator/answer-checks.js';
 import { CoordinatorProtocolError, LeaseLostError } from '../coordinator/errors.js';
@@ -128,7 +128,7 @@ export async function releaseLease(run: Run, outcome: ReleaseOutcome, message?: 
       const answer = await coordinator.release(lease.leaseId, {
         fencingToken: lease.fencingToken,
         outcome,
-        ...(message === undefined ? {} : { message: message.slice(0, 2_000) }),
+        ...(message === undefined ? {} : { message: toPrintableLine(message, releaseMessageMaxLength) }),
       });
       const wrong = checkRelease(lease.leaseId, answer);
       if (wrong !== undefined) throw wrong;

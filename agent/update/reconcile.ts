@@ -1,4 +1,4 @@
-import type { ReleaseOutcome, UpdateStep } from '../../shared/api/v1.js';
+import { releaseMessageMaxLength, toPrintableLine, type ReleaseOutcome, type UpdateStep } from '../../shared/api/v1.js';
 import type { Clock } from '../../shared/clock.js';
 import type { ServiceConfig } from '../../shared/config/agent.js';
 import type { Logger } from '../../shared/logger.js';
@@ -218,7 +218,7 @@ async function releaseOnce(
     const answer = await deps.coordinator.release(entry.leaseId, {
       fencingToken: entry.fencingToken,
       outcome,
-      ...(message === undefined ? {} : { message: message.slice(0, 2_000) }),
+      ...(message === undefined ? {} : { message: toPrintableLine(message, releaseMessageMaxLength) }),
     });
     const wrong = checkRelease(entry.leaseId, answer);
     if (wrong !== undefined) throw wrong;

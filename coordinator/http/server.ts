@@ -1,7 +1,7 @@
-import Fastify, { LogController } from 'fastify';
+import Fastify, { LogController, type FastifyReply } from 'fastify';
 import { ApiError, toErrorResponse } from '../../shared/api/errors.js';
 import { groupActions } from '../../shared/api/operator-messages.js';
-import { apiRoutes, groupActionRoutes } from '../../shared/api/routes.js';
+import { apiRoutes, groupActionRoutes, maxEncodedParamLength } from '../../shared/api/routes.js';
 import type { Logger } from '../../shared/logger.js';
 import type { CoordinatorService } from '../service/service.js';
 import type { AuthConfig } from './auth.js';
@@ -28,6 +28,14 @@ export function createHttpServer(options: HttpServerOptions) {
     childLoggerFactory: (logger) => logger,
     bodyLimit: options.bodyLimitBytes,
     return503OnClosing: true,
+    // The router's default (100) would answer 414 to node ids the schemas allow (up to 253 characters).
+    routerOptions: { maxParamLength: maxEncodedParamLength },
+    // Errors the router raises before any route (a parameter longer than any valid one, a malformed
+    // URL) are answered from the catalogue too.
+    frameworkErrors: (error, _request, reply: FastifyReply) => {
+      const { status, body } = toErrorResponse(new ApiError('bad-request', error.message, 'path'));
+      void reply.code(status).send(body);
+    },
   });
 
   // Every error answer of the API and the status page, from the one catalogue (shared/api/errors.ts).
@@ -45,7 +53,12 @@ export function createHttpServer(options: HttpServerOptions) {
   const serve = <R extends (typeof apiRoutes)[keyof typeof apiRoutes]>(route: R, handler: RouteHandler<R>): void =>
     serveRoute(app, options.auth, route, handler);
 
-  serve(apiRoutes.healthz, () => ({ ok: true }) as const);
+  // Live, and able to commit: a store that cannot (read-only, full disk) answers 503 with the reason.
+  serve(apiRoutes.healthz, async () => {
+    const store = await service.storeWritable();
+    if (!store.ok) throw new ApiError('unavailable', `the store cannot commit: ${store.reason}`);
+    return { ok: true } as const;
+  });
   serve(apiRoutes.heartbeat, ({ params, body }) => service.heartbeat(params.nodeId, body));
   serve(apiRoutes.forget, ({ params, query }) => service.forget(params.nodeId, query.group));
   serve(apiRoutes.drain, ({ params, body }) => service.drain(params.nodeId, body.group, body.reason));

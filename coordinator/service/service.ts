@@ -33,6 +33,7 @@ import {
 import { applyChanges, emptyGroupState } from '../state/apply.js';
 import type { Change, GroupState, LeaseRecord } from '../state/model.js';
 import type { Store } from '../store/store.js';
+import type { StoreWritability } from '../store/write-failure.js';
 import { EventFeed } from './event-feed.js';
 import { groupStatusOf } from './group-status.js';
 import { repositoryOfImage, tagOfImage } from './images.js';
@@ -294,6 +295,11 @@ export class CoordinatorService {
 
   readEvents(query: { afterSeq?: number; group?: string; limit: number; newestFirst?: boolean }): Promise<BatonEvent[]> {
     return this.options.store.readEvents(query);
+  }
+
+  /** Whether the store can commit (GET /healthz): cheap while writes succeed. */
+  storeWritable(): Promise<StoreWritability> {
+    return this.options.store.writable();
   }
 
   // ---- Internals

@@ -4,7 +4,7 @@ import { BatonError } from '../../shared/errors.js';
 import { silentLogger, type Logger } from '../../shared/logger.js';
 import type { Change, GroupState, LeaseRecord, NodeRecord } from '../state/model.js';
 import { InvalidBatchError, validateBatch } from './batch.js';
-import { migrate, migrations } from './migrations.js';
+import { migrate, migrations, schemaVersion } from './migrations.js';
 import {
   drainFromRow,
   drainToRow,
@@ -23,6 +23,7 @@ import {
 } from './sqlite-rows.js';
 import { prepareStatements, type Statements } from './sqlite-statements.js';
 import { StoreConflictError, type EventQuery, type Store } from './store.js';
+import { StoreUnwritableError, writeFailureOf, type StoreWritability } from './write-failure.js';
 
 export interface SqliteStoreOptions {
   logger?: Logger;
@@ -51,21 +52,42 @@ export class StoreSetupError extends BatonError {
 }
 
 /**
- * Opens (creating if needed) the coordinator's database at `path` and migrates it.
- * Throws SchemaTooNewError if a newer Baton has written it.
+ * Opens (creating if needed) the coordinator's database at `path`, migrates it and commits one
+ * write to prove it can. Throws SchemaTooNewError if a newer Baton has written it, and
+ * StoreUnwritableError if it cannot be written (a read-only file or mount, a full disk).
  */
 export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): SqliteStore {
   const logger = options.logger ?? silentLogger();
-  const db = new Database(path);
+  let db: Database.Database;
+  try {
+    db = new Database(path);
+  } catch (error) {
+    throw unwritable(path, error);
+  }
   try {
     configureConnection(db, options.busyTimeoutMs ?? defaultBusyTimeoutMs);
     const result = migrate(db, migrations, logger);
+    commitProbe(db);
     logger.debug({ path, schemaVersion: result.toVersion }, 'opened store');
     return new SqliteStore(db, logger);
   } catch (error) {
     db.close();
-    throw error;
+    throw unwritable(path, error);
   }
+}
+
+function unwritable(path: string, error: unknown): unknown {
+  const reason = writeFailureOf(error);
+  return reason === undefined ? error : new StoreUnwritableError(path, reason, { cause: error });
+}
+
+/**
+ * Commits one small write: the schema version into the header's user_version (which nothing
+ * else reads). SQLite opens a file it may not write read-only without a word, and in WAL mode a
+ * write that is rolled back never reaches the disk, so only a commit proves the store can commit.
+ */
+function commitProbe(db: Database.Database): void {
+  db.pragma(`user_version = ${schemaVersion(db)}`);
 }
 
 function configureConnection(db: Database.Database, busyTimeoutMs: number): void {
@@ -85,6 +107,8 @@ export class SqliteStore implements Store {
   private readonly commitBatch: (group: string, expectedVersion: number, changes: Change[]) => BatonEvent[];
   private readonly updateHeartbeats: (nodes: NodeRecord[]) => void;
   private readonly readGroup: (group: string) => GroupState | undefined;
+  /** Why the last write failed, if it failed for want of a writable database; cleared by the next write that commits. */
+  private writeFailure: string | undefined;
 
   /** Use openSqliteStore: it configures and migrates the connection first. */
   constructor(
@@ -111,7 +135,7 @@ export class SqliteStore implements Store {
 
   async commit(group: string, expectedVersion: number, changes: Change[]): Promise<BatonEvent[]> {
     validateBatch(group, expectedVersion, changes);
-    return this.commitBatch(group, expectedVersion, changes);
+    return this.tracked(() => this.commitBatch(group, expectedVersion, changes));
   }
 
   /**
@@ -124,7 +148,7 @@ export class SqliteStore implements Store {
     if (nodes.length === 0) return;
     this.statements.relaxSync.run();
     try {
-      this.updateHeartbeats(nodes);
+      this.tracked(() => this.updateHeartbeats(nodes));
     } finally {
       this.statements.restoreSync.run();
     }
@@ -140,6 +164,21 @@ export class SqliteStore implements Store {
   async findLease(leaseId: string): Promise<LeaseRecord | undefined> {
     const row = this.statements.selectLease.get(leaseId);
     return row === undefined ? undefined : leaseFromRow(row);
+  }
+
+  /**
+   * Whether the store can commit: as the last write found it, so this costs nothing while writes
+   * succeed; after a write failed for want of a writable database, one small commit tells whether
+   * it still cannot (the disk was freed, the mount made writable again).
+   */
+  async writable(): Promise<StoreWritability> {
+    if (this.writeFailure === undefined) return { ok: true };
+    try {
+      this.tracked(() => commitProbe(this.db));
+    } catch {
+      // tracked() recorded why; the answer below says it.
+    }
+    return this.writeFailure === undefined ? { ok: true } : { ok: false, reason: this.writeFailure };
   }
 
   /** Checkpoints the WAL into the main file and closes; closing twice is harmless. */
@@ -162,6 +201,21 @@ export class SqliteStore implements Store {
       foreignKeys: Number(this.db.pragma('foreign_keys', { simple: true })) === 1,
       busyTimeoutMs: Number(this.db.pragma('busy_timeout', { simple: true })),
     };
+  }
+
+  /** Runs a write, remembering whether it failed because the database cannot be written. */
+  private tracked<T>(write: () => T): T {
+    try {
+      const result = write();
+      if (this.writeFailure !== undefined) this.logger.info({ previously: this.writeFailure }, 'store commits again');
+      this.writeFailure = undefined;
+      return result;
+    } catch (error) {
+      const reason = writeFailureOf(error);
+      if (reason !== undefined && this.writeFailure === undefined) this.logger.error({ reason }, 'store cannot commit');
+      if (reason !== undefined) this.writeFailure = reason;
+      throw error;
+    }
   }
 
   private applyBatch(group: string, expectedVersion: number, changes: Change[]): BatonEvent[] {

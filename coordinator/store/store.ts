@@ -1,6 +1,7 @@
 import type { BatonEvent } from '../../shared/api/v1.js';
 import { BatonError } from '../../shared/errors.js';
 import type { Change, GroupState, LeaseRecord, NodeRecord } from '../state/model.js';
+import type { StoreWritability } from './write-failure.js';
 
 /** Another writer changed the group since it was loaded; reload and decide again. */
 export class StoreConflictError extends BatonError {
@@ -42,5 +43,10 @@ export interface Store {
   readEvents(query: EventQuery): Promise<BatonEvent[]>;
   /** A lease by id, ended ones too: tells "that lease has ended" (409) from "no such lease" (404). */
   findLease(leaseId: string): Promise<LeaseRecord | undefined>;
+  /**
+   * Whether the store can commit, cheaply: from the last write, with a probe only after a write
+   * failed for want of a writable database (read-only, full disk). GET /healthz answers from it.
+   */
+  writable(): Promise<StoreWritability>;
   close(): Promise<void>;
 }

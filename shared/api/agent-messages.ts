@@ -9,7 +9,7 @@ import {
   leaseIdSchema,
   nodeHealthSchema,
   nodeIdSchema,
-  printable,
+  printableText,
   refusalReasonSchema,
   releaseOutcomeSchema,
   rolloutSeqSchema,
@@ -26,18 +26,18 @@ export const configProblemMaxLength = 1_000;
 
 export const heartbeatRequestSchema = z.strictObject({
   group: groupNameSchema,
-  host: z.string().min(1).max(253),
+  host: printableText(253, 1),
   image: imageReferenceSchema,
   currentDigest: digestSchema.nullable(),
   health: nodeHealthSchema,
   step: updateStepSchema.default('idle'),
-  agentVersion: z.string().min(1).max(64),
+  agentVersion: printableText(64, 1),
   /**
    * Set while the agent runs on its last known good config because its config file is invalid: one
    * line naming the bad fields. Left out otherwise (so older coordinators, which refuse unknown
    * fields, still take the heartbeats of agents whose config is fine).
    */
-  configProblem: z.string().min(1).max(configProblemMaxLength).regex(printable, 'must not contain control characters').nullable().optional(),
+  configProblem: printableText(configProblemMaxLength, 1).nullable().optional(),
   /** Why the service is not healthy, when it is not (left out when healthy, for older coordinators). */
   healthReason: healthReasonSchema.nullable().optional(),
 });
@@ -123,10 +123,13 @@ export type RenewResponse = z.infer<typeof renewResponseSchema>;
 
 // ---- POST /v1/leases/{leaseId}/release
 
+export const releaseMessageMaxLength = 2_000;
+
 export const releaseRequestSchema = z.strictObject({
   fencingToken: fencingTokenSchema,
   outcome: releaseOutcomeSchema,
-  message: z.string().max(2_000).optional(),
+  /** Why, in one line (the agent makes it one with toPrintableLine). */
+  message: printableText(releaseMessageMaxLength).optional(),
 });
 export type ReleaseRequest = z.infer<typeof releaseRequestSchema>;
 

@@ -3,15 +3,47 @@ import { digestSchema } from '../image-ref.js';
 
 /** The fields the API's messages are made of: ids, digests, and the words both sides share. */
 
-// No control characters: ids end up in logs, URLs and HTML (where they are escaped).
-// eslint-disable-next-line no-control-regex -- rejecting control characters is the point
-export const printable = /^[^\u0000-\u001f\u007f]+$/;
+/**
+ * Characters no string from outside may carry: C0 controls (tab and newlines too), DEL, C1
+ * controls, the line and paragraph separators, and the bidi embeddings, overrides and isolates
+ * (U+202A-U+202E, U+2066-U+2069) that reorder what a terminal or a page shows. Stored strings end
+ * up in logs, terminals and HTML; spaces and every other printable character are fine.
+ */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+export const controlCharacters = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const controlCharacterRun = new RegExp(`${controlCharacters.source}+`, 'g');
 
-export const nodeIdSchema = z.string().min(1).max(253).regex(printable, 'must not contain control characters');
-export const groupNameSchema = z.string().min(1).max(128).regex(printable, 'must not contain control characters');
+export const noControlCharactersMessage = 'must not contain control characters (C0, C1, line separators or bidi overrides)';
+
+/** Whether `text` is free of every character `controlCharacters` matches. */
+export function isPrintable(text: string): boolean {
+  return !controlCharacters.test(text);
+}
+
+/**
+ * A string from outside that is stored or shown: `min` to `max` characters (UTF-16 units), no
+ * control characters. A refusal names the field (the route's validation adds its path).
+ */
+export function printableText(max: number, min = 0) {
+  return z.string().min(min).max(max).refine(isPrintable, noControlCharactersMessage);
+}
+
+/** Text made fit for `printableText`: each run of control characters becomes one space, trimmed, at most `max` characters. */
+export function toPrintableLine(text: string, max: number): string {
+  const line = text.replace(controlCharacterRun, ' ').replace(/ {2,}/g, ' ').trim();
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+}
+
+/** The longest node id: a fully qualified domain name. */
+export const nodeIdMaxLength = 253;
+export const groupNameMaxLength = 128;
+export const leaseIdMaxLength = 64;
+
+export const nodeIdSchema = printableText(nodeIdMaxLength, 1);
+export const groupNameSchema = printableText(groupNameMaxLength, 1);
 export { digestSchema };
-export const imageReferenceSchema = z.string().min(1).max(512).regex(printable, 'must not contain control characters');
-export const leaseIdSchema = z.string().min(1).max(64);
+export const imageReferenceSchema = printableText(512, 1);
+export const leaseIdSchema = printableText(leaseIdMaxLength, 1);
 export const fencingTokenSchema = z.number().int().positive();
 
 export type NodeId = z.infer<typeof nodeIdSchema>;

@@ -5,7 +5,7 @@ import {
   groupNameSchema,
   nodeHealthSchema,
   nodeIdSchema,
-  printable,
+  printableText,
   rolloutCauseSchema,
   rolloutSeqSchema,
   rolloutStateSchema,
@@ -23,7 +23,7 @@ import {
 export const groupActions = ['pause', 'resume', 'abort', 'rollback', 'retry'] as const;
 export type GroupActionName = (typeof groupActions)[number];
 
-export const groupActionRequestSchema = z.strictObject({ reason: z.string().max(2_000).optional() });
+export const groupActionRequestSchema = z.strictObject({ reason: printableText(2_000).optional() });
 export type GroupActionRequest = z.infer<typeof groupActionRequestSchema>;
 
 export const groupActionResponseSchema = z.object({
@@ -43,7 +43,7 @@ export const drainReasonMaxLength = 500;
 /** Drains NODE in every group it belongs to, or only in `group`. */
 export const drainRequestSchema = z.strictObject({
   group: groupNameSchema.optional(),
-  reason: z.string().min(1).max(drainReasonMaxLength).regex(printable, 'must not contain control characters').optional(),
+  reason: printableText(drainReasonMaxLength, 1).optional(),
 });
 export type DrainRequest = z.infer<typeof drainRequestSchema>;
 

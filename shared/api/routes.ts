@@ -10,7 +10,7 @@ import {
   renewRequestSchema,
   renewResponseSchema,
 } from './agent-messages.js';
-import { groupNameSchema, leaseIdSchema, nodeIdSchema } from './fields.js';
+import { groupNameMaxLength, groupNameSchema, leaseIdMaxLength, leaseIdSchema, nodeIdMaxLength, nodeIdSchema } from './fields.js';
 import {
   drainRequestSchema,
   drainResponseSchema,
@@ -52,6 +52,13 @@ export interface ApiRoute {
 }
 
 const route = <const R extends ApiRoute>(definition: R): R => definition;
+
+/**
+ * The longest a valid path parameter can be once URI-encoded, as it reaches the server's router: a
+ * UTF-16 unit encodes to at most 9 characters (`%E2%80%A6`), so 9 times the longest the schemas
+ * allow (a 253-character node id). The server's router must take at least this much.
+ */
+export const maxEncodedParamLength = 9 * Math.max(nodeIdMaxLength, groupNameMaxLength, leaseIdMaxLength);
 
 const nodeParamsSchema = z.object({ nodeId: nodeIdSchema });
 const leaseParamsSchema = z.object({ leaseId: leaseIdSchema });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { groupNameSchema, imageReferenceSchema, nodeIdSchema } from '../api/v1.js';
+import { groupNameSchema, imageReferenceSchema, nodeIdSchema, printableText } from '../api/v1.js';
 import { hostPortSchema } from '../host-port.js';
 import { imageReferenceTextSchema } from '../image-ref.js';
 import { parseEnvList, type EnvironmentOverride } from './load.js';
@@ -105,7 +105,7 @@ export const agentConfigSchema = z
     /** Stable id of this node; defaults to the host name (filled in by main). */
     nodeId: nodeIdSchema,
     /** Address the load balancer reaches this host at; shown on the status page. */
-    host: z.string().min(1).max(253),
+    host: printableText(253, 1),
     coordinator: z.strictObject({
       /** One or more coordinator URLs, tried in order. */
       urls: z.array(z.url({ protocol: /^https?$/ })).min(1),

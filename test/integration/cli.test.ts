@@ -13,38 +13,16 @@ import {
 } from '../../shared/api/v1.js';
 import { batonCli, startInProcessCoordinator, type InProcessCoordinator } from '../../tools/fleet/coordinator.js';
 import { call, digestOf } from '../../tools/fleet/http.js';
+import { runToExit, type ExitResult } from '../../tools/fleet/run.js';
 
 const adminToken = 'admin-token-0123456789abcdef';
 const agentToken = 'agent-token-0123456789abcdef';
 const v1 = digestOf('v1');
 const v2 = digestOf('v2');
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** The built CLI as a user runs it, with only the environment given here (never the test's own BATON_*). */
-function runCli(args: string[], environment: Record<string, string> = {}, timeoutMs = 20_000): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [batonCli, ...args], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...environment },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`baton ${args.join(' ')} did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function runCli(args: string[], environment: Record<string, string> = {}, timeoutMs = 20_000): Promise<ExitResult> {
+  return runToExit(process.execPath, [batonCli, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...environment }, timeoutMs });
 }
 
 async function freeClosedPort(): Promise<number> {
