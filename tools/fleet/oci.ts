@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { MediaType } from '../../agent/registry/schemas.js';
 import { gzipSync } from 'node:zlib';
 import { request } from 'undici';
 
@@ -8,16 +9,8 @@ import { request } from 'undici';
  * manifest; indexes reference one such manifest per platform.
  */
 
-export const MediaTypes = {
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  ociConfig: 'application/vnd.oci.image.config.v1+json',
-  dockerConfig: 'application/vnd.docker.container.image.v1+json',
-  ociLayerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-  dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
-} as const;
+/** The registry's media types, as the agent's registry client knows them. */
+export const MediaTypes = MediaType;
 
 export interface ImagePlatform {
   os: string;
